@@ -19,6 +19,7 @@ Every request becomes one row of the `api_requests` table.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, TypeVar
 
@@ -38,7 +39,7 @@ Request = Generator[simpy.Event, Any, T]
 
 
 def resource_name(kind: str) -> str:
-    """Return the lower-case plural resource name of a kind (`ResourceClass` -> `resourceclasses`)."""
+    """Return the lower-case plural resource name of a kind (ResourceClass -> resourceclasses)."""
     lower = kind.lower()
     if lower.endswith("s"):
         return lower + "es"
@@ -75,15 +76,27 @@ class APIClient:
     def create(self, obj: Obj, *, dry_run: bool = False, reason: str = "") -> Request[Obj]:
         """Create an object."""
         result = yield from self._call(
-            "create", kind_of(obj), obj.metadata.namespace, obj.metadata.name, "", True,
-            lambda: self._api.create(obj, dry_run=dry_run), reason,
+            "create",
+            kind_of(obj),
+            obj.metadata.namespace,
+            obj.metadata.name,
+            "",
+            True,
+            lambda: self._api.create(obj, dry_run=dry_run),
+            reason,
         )
         return result  # type: ignore[no-any-return]
 
     def get(self, kind: str, name: str, namespace: str = "", *, reason: str = "") -> Request[Any]:
         """Read one object live from the API server (not from a cache)."""
         result = yield from self._call(
-            "get", kind, namespace, name, "", False, lambda: self._api.get(kind, name, namespace),
+            "get",
+            kind,
+            namespace,
+            name,
+            "",
+            False,
+            lambda: self._api.get(kind, name, namespace),
             reason,
         )
         return result
@@ -91,16 +104,28 @@ class APIClient:
     def update(self, obj: Obj, *, reason: str = "") -> Request[Obj]:
         """Update the main resource (metadata and spec), with the resourceVersion precondition."""
         result = yield from self._call(
-            "update", kind_of(obj), obj.metadata.namespace, obj.metadata.name, "", True,
-            lambda: self._api.update(obj), reason,
+            "update",
+            kind_of(obj),
+            obj.metadata.namespace,
+            obj.metadata.name,
+            "",
+            True,
+            lambda: self._api.update(obj),
+            reason,
         )
         return result  # type: ignore[no-any-return]
 
     def update_status(self, obj: Obj, *, reason: str = "") -> Request[Obj]:
         """Update the status subresource, with the resourceVersion precondition."""
         result = yield from self._call(
-            "update", kind_of(obj), obj.metadata.namespace, obj.metadata.name, "status", True,
-            lambda: self._api.update_status(obj), reason,
+            "update",
+            kind_of(obj),
+            obj.metadata.namespace,
+            obj.metadata.name,
+            "status",
+            True,
+            lambda: self._api.update_status(obj),
+            reason,
         )
         return result  # type: ignore[no-any-return]
 
@@ -120,10 +145,21 @@ class APIClient:
         """Patch an object (JSON merge patch, JSON patch or server-side apply)."""
         verb = "apply" if patch_type == "apply" else "patch"
         result = yield from self._call(
-            verb, kind, namespace, name, subresource, True,
+            verb,
+            kind,
+            namespace,
+            name,
+            subresource,
+            True,
             lambda: self._api.patch(
-                kind, name, namespace, patch, patch_type=patch_type, subresource=subresource,
-                field_manager=field_manager or self.component, force=force,
+                kind,
+                name,
+                namespace,
+                patch,
+                patch_type=patch_type,
+                subresource=subresource,
+                field_manager=field_manager or self.component,
+                force=force,
             ),
             reason,
         )
@@ -141,9 +177,17 @@ class APIClient:
     ) -> Request[Any]:
         """Delete an object; returns it when finalizers keep it, None when it is gone."""
         result = yield from self._call(
-            "delete", kind, namespace, name, "", True,
+            "delete",
+            kind,
+            namespace,
+            name,
+            "",
+            True,
             lambda: self._api.delete(
-                kind, name, namespace, propagation_policy=propagation_policy,
+                kind,
+                name,
+                namespace,
+                propagation_policy=propagation_policy,
                 uid_precondition=uid_precondition,
             ),
             reason,
@@ -153,7 +197,12 @@ class APIClient:
     def bind(self, pod: Pod, node_name: str, *, reason: str = "") -> Request[Pod]:
         """Bind a pod to a node through the `pods/binding` subresource."""
         result = yield from self._call(
-            "create", "Pod", pod.metadata.namespace, pod.metadata.name, "binding", True,
+            "create",
+            "Pod",
+            pod.metadata.namespace,
+            pod.metadata.name,
+            "binding",
+            True,
             lambda: self._api.bind(
                 pod.metadata.namespace, pod.metadata.name, node_name, pod_uid=pod.metadata.uid
             ),
@@ -186,14 +235,30 @@ class APIClient:
             result = operation()
         except APIError as error:
             recorder.api_request(
-                float(self._env.now), self.component, verb, resource, namespace, name,
-                subresource, error.code, delay, write,
+                float(self._env.now),
+                self.component,
+                verb,
+                resource,
+                namespace,
+                name,
+                subresource,
+                error.code,
+                delay,
+                write,
             )
             raise
         code = 201 if verb == "create" else 200
         recorder.api_request(
-            float(self._env.now), self.component, verb, resource, namespace, name, subresource,
-            code, delay, write,
+            float(self._env.now),
+            self.component,
+            verb,
+            resource,
+            namespace,
+            name,
+            subresource,
+            code,
+            delay,
+            write,
         )
         return result
 
@@ -252,7 +317,7 @@ class Informer:
             self._on_delete.append(on_delete)
 
     def add_index(self, name: str, index_func: IndexFunc) -> None:
-        """Maintain an index `name`: value -> keys of the objects for which `index_func` yields it."""
+        """Maintain index `name`: each value that `index_func` yields maps to the object keys."""
         self._indexers[name] = index_func
         index: dict[str, set[str]] = {}
         for key, obj in self.cache.items():
@@ -272,7 +337,9 @@ class Informer:
             for handler in self._on_add:
                 handler(obj)
         self.world.api.watch(
-            self.kind, self.namespace, resource_version=listed.resource_version,
+            self.kind,
+            self.namespace,
+            resource_version=listed.resource_version,
             callback=self._on_watch_event,
         )
 
@@ -284,13 +351,13 @@ class Informer:
         """Return the cached object stored under an informer key, or None."""
         return self.cache.get(key)
 
-    def list(self, namespace: str | None = None) -> list[Any]:
+    def list(self, namespace: str | None = None) -> builtins.list[Any]:
         """Return the cached objects, optionally of one namespace."""
         if namespace is None:
             return list(self.cache.values())
         return [obj for obj in self.cache.values() if obj.metadata.namespace == namespace]
 
-    def by_index(self, name: str, value: str) -> list[Any]:
+    def by_index(self, name: str, value: str) -> builtins.list[Any]:
         """Return the cached objects whose index `name` contains `value`."""
         keys = self._indices[name].get(value, ())
         return [self.cache[key] for key in sorted(keys)]

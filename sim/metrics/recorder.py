@@ -74,7 +74,18 @@ class Recorder:
     ) -> None:
         """Record one API request and its HTTP result code."""
         self.api_requests.append(
-            (time_s, component, verb, resource, namespace, name, subresource, code, latency_s, write)
+            (
+                time_s,
+                component,
+                verb,
+                resource,
+                namespace,
+                name,
+                subresource,
+                code,
+                latency_s,
+                write,
+            )
         )
 
     def event(
@@ -90,7 +101,9 @@ class Recorder:
         reason: str,
     ) -> None:
         """Record a state transition of a pod or claim (the source of timelines)."""
-        self.events.append((time_s, kind, namespace, name, uid, from_state, to_state, actor, reason))
+        self.events.append(
+            (time_s, kind, namespace, name, uid, from_state, to_state, actor, reason)
+        )
 
     def cycle(
         self,
@@ -108,8 +121,19 @@ class Recorder:
     ) -> None:
         """Record one scheduling attempt and how it ended."""
         self.cycles.append(
-            (time_s, namespace, pod, pod_uid, attempt, result, plugin, message, feasible_nodes, node,
-             duration_s)
+            (
+                time_s,
+                namespace,
+                pod,
+                pod_uid,
+                attempt,
+                result,
+                plugin,
+                message,
+                feasible_nodes,
+                node,
+                duration_s,
+            )
         )
 
     def tables(self) -> dict[str, pd.DataFrame]:

@@ -1,0 +1,1 @@
+"""Scheduler plugins: the defaults that matter for DRA clusters, and DynamicResources."""

@@ -1,0 +1,437 @@
+"""kube-scheduler's scheduling queue: activeQ, backoffQ and unschedulable pods.
+
+Pods wait in one of three places:
+
+* activeQ: ready to be scheduled, ordered by priority, then by the time they
+  were queued;
+* backoffQ: failed recently and wait out 1 s * 2^(attempts-1), capped at 10 s,
+  counted from the last failure; a sweep every second moves expired pods to
+  activeQ;
+* unschedulablePods: wait for a cluster event that one of the plugins that
+  rejected them registered; a sweep every 30 s moves pods that waited longer
+  than 5 minutes.
+
+Which event moves which pod, and whether it goes to activeQ or through backoff,
+follows Kubernetes 1.29 (`isPodWorthRequeuing`, `requeuePodViaQueueingHint`,
+`AddUnschedulableIfNotPresent`): with queueing hints off every registered event
+counts, and an event for a plugin that returned Pending moves the pod to
+activeQ without backoff. PreEnqueue plugins run whenever a pod would enter
+activeQ; a pod they reject is "gated" in unschedulablePods.
+
+Not modelled: nominated pods and preemption, scheduling gates other than DRA's
+PreEnqueue, multiple profiles, and the 1.28.0 queue bug that kept stale
+rejector plugins (F4).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+import simpy
+
+from sim.api.types import Pod
+from sim.cluster.scheduler.framework import (
+    ClusterEvent,
+    EventRegistration,
+    QueueingHint,
+    Resource,
+    Status,
+)
+
+
+class PreEnqueuePlugin(Protocol):
+    """A plugin that can keep a pod out of activeQ."""
+
+    name: str
+
+    def pre_enqueue(self, pod: Pod) -> Status:
+        """Return Success to let the pod into activeQ."""
+        ...
+
+
+class Strategy(Enum):
+    """Where a requeued pod goes (kube-scheduler's queueingStrategy)."""
+
+    SKIP = 0
+    AFTER_BACKOFF = 1
+    IMMEDIATELY = 2
+
+
+@dataclass
+class QueuedPodInfo:
+    """A pod in the scheduling queue and its scheduling history."""
+
+    pod: Pod
+    timestamp: float
+    initial_attempt_timestamp: float | None = None
+    attempts: int = 0
+    unschedulable_plugins: set[str] = field(default_factory=set)
+    pending_plugins: set[str] = field(default_factory=set)
+    gated: bool = False
+    gate_message: str = ""
+    in_flight_since: int = -1
+
+    @property
+    def uid(self) -> str:
+        """The pod's UID."""
+        return self.pod.metadata.uid
+
+    @property
+    def priority(self) -> int:
+        """The pod's priority (0 when unset)."""
+        return self.pod.spec.priority or 0
+
+
+@dataclass(frozen=True)
+class _RecordedEvent:
+    event: ClusterEvent
+    old: Any
+    new: Any
+
+
+class SchedulingQueue:
+    """The priority queue that feeds the scheduling loop."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        *,
+        registrations: dict[str, list[EventRegistration]],
+        pre_enqueue_plugins: list[PreEnqueuePlugin],
+        initial_backoff_s: float = 1.0,
+        max_backoff_s: float = 10.0,
+        max_in_unschedulable_s: float = 300.0,
+        hints_enabled: bool = False,
+        on_pre_enqueue_rejected: Callable[[QueuedPodInfo, Status], None] | None = None,
+    ) -> None:
+        self.env = env
+        self._registrations = registrations
+        self._pre_enqueue_plugins = pre_enqueue_plugins
+        self.initial_backoff_s = initial_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.max_in_unschedulable_s = max_in_unschedulable_s
+        self.hints_enabled = hints_enabled
+        self._on_pre_enqueue_rejected = on_pre_enqueue_rejected
+
+        self._sequence = itertools.count()
+        self._active: list[tuple[int, float, int, str]] = []
+        self._backoff: list[tuple[float, int, str]] = []
+        self._unschedulable: dict[str, QueuedPodInfo] = {}
+        self._infos: dict[str, QueuedPodInfo] = {}
+        self._where: dict[str, str] = {}
+        self._getters: list[simpy.Event] = []
+        self.scheduling_cycle = 0
+        self.move_request_cycle = -1
+        self._in_flight: dict[str, QueuedPodInfo] = {}
+        self._in_flight_events: list[_RecordedEvent] = []
+        self._in_flight_base = 0
+
+    # ----------------------------------------------------------------------------------
+    # Adding, updating and removing pods (informer handlers)
+    # ----------------------------------------------------------------------------------
+
+    def add(self, pod: Pod) -> None:
+        """Queue a new unscheduled pod (runs PreEnqueue)."""
+        info = QueuedPodInfo(pod=pod, timestamp=self._now())
+        self._infos[info.uid] = info
+        self._add_to_active(info)
+
+    def update(self, old: Pod, new: Pod) -> None:
+        """Refresh a queued pod; a meaningful change releases it from unschedulablePods."""
+        uid = new.metadata.uid
+        info = self._infos.get(uid)
+        if info is None:
+            self.add(new)
+            return
+        info.pod = new
+        if self._where.get(uid) != "unschedulable":
+            return
+        if not _is_pod_updated(old, new):
+            return
+        del self._unschedulable[uid]
+        del self._where[uid]
+        if self._is_backing_off(info):
+            self._push_backoff(info)
+        else:
+            self._add_to_active(info)
+
+    def delete(self, pod: Pod) -> None:
+        """Forget a pod (deleted, or bound by someone)."""
+        uid = pod.metadata.uid
+        self._infos.pop(uid, None)
+        self._unschedulable.pop(uid, None)
+        self._where.pop(uid, None)
+        self._in_flight.pop(uid, None)
+
+    def __contains__(self, uid: str) -> bool:
+        return uid in self._infos
+
+    def location(self, uid: str) -> str | None:
+        """Return "active", "backoff", "unschedulable", "in-flight" or None."""
+        return self._where.get(uid) or ("in-flight" if uid in self._in_flight else None)
+
+    # ----------------------------------------------------------------------------------
+    # The scheduling loop's side
+    # ----------------------------------------------------------------------------------
+
+    def pop(self) -> simpy.Event:
+        """Return an event that fires with the next QueuedPodInfo from activeQ."""
+        event = self.env.event()
+        self._getters.append(event)
+        self._hand_out()
+        return event
+
+    def add_unschedulable_if_not_present(self, info: QueuedPodInfo, pod_cycle: int) -> str:
+        """Requeue a pod after a failed cycle; return the queue it went to."""
+        uid = info.uid
+        if uid not in self._infos or self._where.get(uid):
+            return "dropped"
+        events = self._take_in_flight(info)
+        info.timestamp = self._now()
+        rejectors = info.unschedulable_plugins | info.pending_plugins
+        if self.hints_enabled:
+            strategy = self._strategy_for_in_flight(info, events)
+            return self._requeue(info, strategy)
+        if self.move_request_cycle >= pod_cycle or not rejectors:
+            self._push_backoff(info)
+            return "backoff"
+        self._park(info)
+        return "unschedulable"
+
+    def done(self, info: QueuedPodInfo) -> None:
+        """Mark a pod's cycle as finished without requeueing it (it was bound or deleted)."""
+        self._take_in_flight(info)
+        self._infos.pop(info.uid, None)
+
+    # ----------------------------------------------------------------------------------
+    # Cluster events
+    # ----------------------------------------------------------------------------------
+
+    def move_all(
+        self,
+        event: ClusterEvent,
+        old: Any = None,
+        new: Any = None,
+        pre_check: Callable[[Pod], bool] | None = None,
+    ) -> None:
+        """Offer an event to every unschedulable pod (MoveAllToActiveOrBackoffQueue)."""
+        if not self._is_event_of_interest(event):
+            return
+        candidates = [
+            info
+            for info in self._unschedulable.values()
+            if pre_check is None or pre_check(info.pod)
+        ]
+        self._move(candidates, event, old, new)
+
+    def note_event(self, event: ClusterEvent, old: Any = None, new: Any = None) -> None:
+        """Record an event that moves no pod but counts as a move request (assigned pods)."""
+        self._move([], event, old, new)
+
+    def flush_backoff_completed(self) -> None:
+        """Move pods whose backoff expired to activeQ (run every second)."""
+        now = self._now()
+        while self._backoff and self._backoff[0][0] <= now:
+            _, _, uid = heapq.heappop(self._backoff)
+            info = self._infos.get(uid)
+            if info is None or self._where.get(uid) != "backoff":
+                continue
+            del self._where[uid]
+            self._add_to_active(info)
+
+    def flush_unschedulable_leftover(self) -> None:
+        """Move pods that waited too long in unschedulablePods (run every 30 s)."""
+        now = self._now()
+        stale = [
+            info
+            for info in self._unschedulable.values()
+            if now - info.timestamp > self.max_in_unschedulable_s
+        ]
+        if stale:
+            from sim.cluster.scheduler.framework import UNSCHEDULABLE_TIMEOUT
+
+            self._move(stale, UNSCHEDULABLE_TIMEOUT, None, None)
+
+    def counts(self) -> dict[str, int]:
+        """Return how many pods are in each queue."""
+        active = sum(1 for where in self._where.values() if where == "active")
+        backoff = sum(1 for where in self._where.values() if where == "backoff")
+        return {
+            "active": active,
+            "backoff": backoff,
+            "unschedulable": len(self._unschedulable),
+            "in_flight": len(self._in_flight),
+        }
+
+    # ----------------------------------------------------------------------------------
+    # Internals
+    # ----------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return float(self.env.now)
+
+    def _backoff_duration(self, info: QueuedPodInfo) -> float:
+        duration = self.initial_backoff_s
+        for _ in range(1, info.attempts):
+            duration *= 2
+            if duration > self.max_backoff_s:
+                return self.max_backoff_s
+        return min(duration, self.max_backoff_s)
+
+    def _backoff_expiry(self, info: QueuedPodInfo) -> float:
+        return info.timestamp + self._backoff_duration(info)
+
+    def _is_backing_off(self, info: QueuedPodInfo) -> bool:
+        return self._backoff_expiry(info) > self._now()
+
+    def _add_to_active(self, info: QueuedPodInfo) -> bool:
+        for plugin in self._pre_enqueue_plugins:
+            status = plugin.pre_enqueue(info.pod)
+            if not status.is_success:
+                info.gated = True
+                info.gate_message = status.message
+                info.unschedulable_plugins.add(plugin.name)
+                self._park(info)
+                if self._on_pre_enqueue_rejected is not None:
+                    self._on_pre_enqueue_rejected(info, status)
+                return False
+        info.gated = False
+        info.gate_message = ""
+        self._where[info.uid] = "active"
+        heapq.heappush(
+            self._active, (-info.priority, info.timestamp, next(self._sequence), info.uid)
+        )
+        self._hand_out()
+        return True
+
+    def _park(self, info: QueuedPodInfo) -> None:
+        self._unschedulable[info.uid] = info
+        self._where[info.uid] = "unschedulable"
+
+    def _push_backoff(self, info: QueuedPodInfo) -> None:
+        self._where[info.uid] = "backoff"
+        heapq.heappush(self._backoff, (self._backoff_expiry(info), next(self._sequence), info.uid))
+
+    def _hand_out(self) -> None:
+        while self._getters and self._active:
+            _, _, _, uid = heapq.heappop(self._active)
+            info = self._infos.get(uid)
+            if info is None or self._where.get(uid) != "active":
+                continue
+            del self._where[uid]
+            info.attempts += 1
+            if info.initial_attempt_timestamp is None:
+                info.initial_attempt_timestamp = self._now()
+            # 1.29 clears the rejector plugins of the previous attempt at Pop.
+            info.unschedulable_plugins.clear()
+            info.pending_plugins.clear()
+            self.scheduling_cycle += 1
+            info.in_flight_since = self._in_flight_base + len(self._in_flight_events)
+            self._in_flight[uid] = info
+            self._getters.pop(0).succeed(info)
+
+    def _take_in_flight(self, info: QueuedPodInfo) -> list[_RecordedEvent]:
+        if self._in_flight.pop(info.uid, None) is None:
+            return []
+        start = info.in_flight_since - self._in_flight_base
+        events = self._in_flight_events[max(start, 0) :]
+        if not self._in_flight:
+            self._in_flight_base += len(self._in_flight_events)
+            self._in_flight_events = []
+        return events
+
+    def _is_event_of_interest(self, event: ClusterEvent) -> bool:
+        if event.resource == Resource.WILDCARD:
+            return True
+        return any(
+            event.matches(registration.event)
+            for registrations in self._registrations.values()
+            for registration in registrations
+        )
+
+    def _move(
+        self, infos: Iterable[QueuedPodInfo], event: ClusterEvent, old: Any, new: Any
+    ) -> None:
+        for info in list(infos):
+            strategy = self._worth_requeuing(info, event, old, new)
+            if strategy == Strategy.SKIP:
+                continue
+            self._unschedulable.pop(info.uid, None)
+            self._where.pop(info.uid, None)
+            self._requeue(info, strategy)
+        self.move_request_cycle = self.scheduling_cycle
+        if self.hints_enabled and self._in_flight:
+            self._in_flight_events.append(_RecordedEvent(event, old, new))
+
+    def _worth_requeuing(
+        self, info: QueuedPodInfo, event: ClusterEvent, old: Any, new: Any
+    ) -> Strategy:
+        rejectors = info.unschedulable_plugins | info.pending_plugins
+        if not rejectors or event.resource == Resource.WILDCARD:
+            return Strategy.AFTER_BACKOFF
+        strategy = Strategy.SKIP
+        for plugin, registrations in self._registrations.items():
+            if plugin not in rejectors:
+                continue
+            for registration in registrations:
+                if not event.matches(registration.event):
+                    continue
+                hint = QueueingHint.QUEUE
+                if self.hints_enabled and registration.hint is not None:
+                    hint = registration.hint(info.pod, old, new)
+                if hint == QueueingHint.SKIP:
+                    continue
+                if plugin in info.pending_plugins:
+                    return Strategy.IMMEDIATELY
+                strategy = Strategy.AFTER_BACKOFF
+        return strategy
+
+    def _strategy_for_in_flight(
+        self, info: QueuedPodInfo, events: list[_RecordedEvent]
+    ) -> Strategy:
+        if not info.unschedulable_plugins and not info.pending_plugins:
+            return Strategy.AFTER_BACKOFF
+        strategy = Strategy.SKIP
+        for recorded in events:
+            result = self._worth_requeuing(info, recorded.event, recorded.old, recorded.new)
+            if result == Strategy.IMMEDIATELY:
+                return result
+            if result == Strategy.AFTER_BACKOFF:
+                strategy = result
+                if not info.pending_plugins:
+                    return strategy
+        return strategy
+
+    def _requeue(self, info: QueuedPodInfo, strategy: Strategy) -> str:
+        if strategy == Strategy.SKIP:
+            self._park(info)
+            return "unschedulable"
+        if strategy == Strategy.AFTER_BACKOFF and self._is_backing_off(info):
+            self._push_backoff(info)
+            return "backoff"
+        if self._add_to_active(info):
+            return "active"
+        return "unschedulable"
+
+
+def _is_pod_updated(old: Pod, new: Pod) -> bool:
+    """Whether a pod changed apart from resourceVersion, generation and status.
+
+    `status.resourceClaimStatuses` still counts, because the resourceclaim
+    controller writes there when it created the pod's claims.
+    """
+
+    def strip(pod: Pod) -> tuple[Any, ...]:
+        meta = pod.metadata
+        return (
+            meta.model_copy(update={"resource_version": "", "generation": 0, "finalizers": ()}),
+            pod.spec,
+            pod.status.resource_claim_statuses,
+        )
+
+    return strip(old) != strip(new)
