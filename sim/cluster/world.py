@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import simpy
 
-from sim.api.server import APIServer
+from sim.api.server import APIServer, WriteRecord
 from sim.cluster.config import ControlPlaneConfig
 from sim.metrics.recorder import Recorder
 
@@ -94,6 +95,13 @@ class World:
     """Component whose API request is being committed (set by `APIClient`)."""
     current_reason: str = ""
     """Why that component made the request, in a few words (set by `APIClient`)."""
+    write_hooks: list[Callable[[WriteRecord], None]] = field(default_factory=list)
+    """Called in order for every committed API write (recorder, invariant checker)."""
+
+    def add_write_hook(self, hook: Callable[[WriteRecord], None]) -> None:
+        """Call `hook` for every committed API write, after the hooks added before it."""
+        self.write_hooks.append(hook)
+
 
     @classmethod
     def create(
@@ -107,13 +115,27 @@ class World:
         config = config or ControlPlaneConfig()
         env = simpy.Environment()
         streams = RandomStreams(seed, replication)
+        hooks: list[Callable[[WriteRecord], None]] = []
+
+        def dispatch(record: WriteRecord) -> None:
+            for hook in hooks:
+                hook(record)
+
         api = APIServer(
             clock=lambda: float(env.now),
             seed=streams.python_seed("apiserver"),
             watch_history=config.watch_history,
             synchronous_gc=False,
+            on_write=dispatch,
         )
-        return cls(env=env, api=api, streams=streams, recorder=Recorder(), config=config)
+        return cls(
+            env=env,
+            api=api,
+            streams=streams,
+            recorder=Recorder(),
+            config=config,
+            write_hooks=hooks,
+        )
 
     @property
     def now(self) -> float:
