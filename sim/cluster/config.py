@@ -60,6 +60,13 @@ class ClaimControllerConfig(StrictModel):
     qps: float = Field(20.0, gt=0, description="kube-controller-manager client QPS")
     burst: int = Field(30, ge=1)
     deleted_pod_memory: int = Field(500, ge=1, description="size of the deleted-pod UID LRU")
+    reserve_for_finished_pods: bool = Field(
+        False,
+        description="reproduce the 1.28/1.29 flaw: a finished pod with spec.nodeName is still "
+        "handled as a pod bound without the scheduler, so the claims just released for it "
+        "are reserved for it again (or get a new PodSchedulingContext), and the controller "
+        "and the release path undo each other",
+    )
 
 
 class GarbageCollectorConfig(StrictModel):
