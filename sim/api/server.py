@@ -919,16 +919,23 @@ class APIServer:
         watch = Watch(kind, scope, labels, fields, callback, after, self._detach)
         self._watchers.setdefault(kind, []).append(watch)
 
-        if text == "0":
-            for key in self._sorted(kind):
-                obj = self._objects[kind][key]
-                if (scope is None or key[0] == scope) and watch._matches(obj):
-                    watch._emit(WatchEvent(ADDED, obj, int(obj.metadata.resource_version)))
-        elif start < delivered:
-            replay = Watch(kind, scope, labels, fields, watch._emit, start, lambda _: None)
-            for change in self._history_between(start, delivered):
-                if change.kind == kind:
-                    replay._offer(change)
+        # Writes made by the callback during the initial events are queued behind them.
+        outer_delivery = self._delivering
+        self._delivering = True
+        try:
+            if text == "0":
+                objects = self._objects.get(kind, {})
+                for obj in [objects[key] for key in self._sorted(kind)]:
+                    if (scope is None or obj.metadata.namespace == scope) and watch._matches(obj):
+                        watch._emit(WatchEvent(ADDED, obj, int(obj.metadata.resource_version)))
+            elif start < delivered:
+                replay = Watch(kind, scope, labels, fields, watch._emit, start, lambda _: None)
+                for change in self._history_between(start, delivered):
+                    if change.kind == kind:
+                        replay._offer(change)
+        finally:
+            self._delivering = outer_delivery
+        self._finish_request()
         return watch
 
     def _history_between(self, after: int, up_to: int) -> Iterator[_Change]:

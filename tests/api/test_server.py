@@ -701,6 +701,20 @@ def test_watch_opened_in_callback_gets_no_duplicates(server: APIServer) -> None:
     assert event_summary(late[0].events) == [("ADDED", "first", 2), ("ADDED", "second", 3)]
 
 
+def test_watch_initial_events_precede_callback_writes(server: APIServer) -> None:
+    server.create(make_claim("a"))
+    server.create(make_claim("b"))
+    seen: list[tuple[str, str, int]] = []
+
+    def relabel_first(event: WatchEvent) -> None:
+        seen.append((event.type, event.object.metadata.name, event.resource_version))
+        if event.object.metadata.name == "a" and event.type == "ADDED":
+            server.update(event.object.with_meta(labels={"seen": "yes"}))
+
+    server.watch("ResourceClaim", resource_version="0", callback=relabel_first)
+    assert seen == [("ADDED", "a", 2), ("ADDED", "b", 3), ("MODIFIED", "a", 4)]
+
+
 # --------------------------------------------------------------------------------------
 # Update
 # --------------------------------------------------------------------------------------
