@@ -1,0 +1,680 @@
+"""Scenario files: a cluster, its drivers and a workload, in one strict YAML document.
+
+A scenario describes what to simulate:
+
+* `cluster.node_pools`: groups of identical nodes (count, labels, taints,
+  allocatable CPU/memory/pods, and devices per driver with attributes);
+* `resource_classes` and `drivers`: which driver serves which class, with the
+  driver model (from `sim.drivers`), its latencies, failures and settings;
+* `control_plane` and `kubelet`: Kubernetes version, queueing hints, request
+  latency, watch delay, scheduler costs and limits, kubelet timings;
+* `workloads`: pod sources with an arrival process, a pod template, claims
+  (inline templates or names of shared claims) and a run duration;
+* `shared_claims`: user-created ResourceClaims that workloads can name;
+* `manifests`: Kubernetes YAML files applied at time 0;
+* `horizon_s`, `seed`, `replications`.
+
+Unknown keys are errors that name the key's path and suggest the closest
+allowed key. Units are part of field names (`_s` for seconds). Every run
+writes the fully resolved scenario, with all defaults, next to its results.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
+
+from sim.api.types import NodeSelector
+from sim.cluster.config import ControlPlaneConfig, Dist, StrictModel
+from sim.cluster.driver import DriverConfig
+from sim.cluster.kubelet import KubeletConfig
+from sim.drivers.registry import available_driver_models
+
+ATTRIBUTE = str | bool | int | float
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used, with the file, field path, value and what is allowed."""
+
+    def __init__(self, source: str, path: str, problem: str, value: Any = None) -> None:
+        location = f"{source}: {path}" if path else source
+        message = f"{location}: {problem}"
+        if value is not None:
+            shown = repr(value)
+            if len(shown) > 80:
+                shown = shown[:77] + "..."
+            message += f" (got {shown})"
+        super().__init__(message)
+        self.source = source
+        self.path = path
+        self.problem = problem
+        self.value = value
+
+
+# --------------------------------------------------------------------------------------
+# Cluster
+# --------------------------------------------------------------------------------------
+
+
+class TaintSpec(StrictModel):
+    """A taint on every node of a pool."""
+
+    key: str = Field(min_length=1)
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
+class DeviceSpec(StrictModel):
+    """Devices of one driver on each node of a pool."""
+
+    count: int = Field(ge=0, description="devices per node")
+    attributes: dict[str, ATTRIBUTE] = Field(
+        default_factory=dict, description="attributes of every device (model, memory, ...)"
+    )
+    name_prefix: str = Field("dev", min_length=1, description="devices are named <prefix>-<i>")
+
+
+class NodePool(StrictModel):
+    """A group of identical nodes, named `<name>-<index>`."""
+
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    count: int = Field(ge=0)
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[TaintSpec] = Field(default_factory=list)
+    cpu: str | int | float = Field("32", description="allocatable CPU (quantity, e.g. 32 or 500m)")
+    memory: str | int = Field("128Gi", description="allocatable memory (quantity, e.g. 128Gi)")
+    pods: int = Field(110, ge=1, description="maximum pods per node")
+    devices: dict[str, DeviceSpec] = Field(
+        default_factory=dict, description="devices per node, by driver name"
+    )
+
+    def node_names(self) -> list[str]:
+        """Return the names of the pool's nodes."""
+        width = max(1, len(str(max(self.count - 1, 0))))
+        return [f"{self.name}-{index:0{width}d}" for index in range(self.count)]
+
+
+class ClusterSpec(StrictModel):
+    """The nodes of the simulated cluster."""
+
+    node_pools: list[NodePool] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------
+# Classes, claims, workloads
+# --------------------------------------------------------------------------------------
+
+
+class ResourceClassSpec(StrictModel):
+    """A ResourceClass created at time 0."""
+
+    name: str = Field(min_length=1)
+    driver_name: str = Field(min_length=1)
+    suitable_nodes: NodeSelector | None = None
+    parameters: dict[str, Any] | None = Field(
+        None,
+        description="spec of a DeviceClassParameters object created for this class "
+        "(count, shareable, selector)",
+    )
+
+
+AllocationModeName = Literal["Immediate", "WaitForFirstConsumer"]
+
+
+class ClaimSpec(StrictModel):
+    """What a claim asks for: its class, allocation mode and parameters."""
+
+    resource_class: str = Field(min_length=1)
+    allocation_mode: AllocationModeName = "WaitForFirstConsumer"
+    parameters: dict[str, Any] | None = Field(
+        None, description="spec of a DeviceClaimParameters object (count, shareable, selector)"
+    )
+
+
+class SharedClaimSpec(ClaimSpec):
+    """A user-created ResourceClaim, created at time 0, that pods name."""
+
+    name: str = Field(min_length=1)
+    namespace: str = "default"
+
+
+class PodClaimSpec(StrictModel):
+    """One entry of a pod's `resourceClaims`: an inline template or a shared claim's name."""
+
+    name: str = Field(min_length=1, description="entry name in pod.spec.resourceClaims")
+    template: ClaimSpec | None = None
+    claim: str | None = Field(None, description="name of a shared claim")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> PodClaimSpec:
+        if (self.template is None) == (self.claim is None):
+            raise ValueError("set exactly one of 'template' and 'claim'")
+        return self
+
+
+class ConstantArrivals(StrictModel):
+    """One pod every `interval_s` seconds."""
+
+    type: Literal["constant"] = "constant"
+    interval_s: float = Field(gt=0)
+
+
+class PoissonArrivals(StrictModel):
+    """Pods arrive as a Poisson process."""
+
+    type: Literal["poisson"] = "poisson"
+    rate_per_s: float = Field(gt=0)
+
+
+class BurstArrivals(StrictModel):
+    """`size` pods at once at each of the given times."""
+
+    type: Literal["bursts"] = "bursts"
+    at_s: list[float] = Field(min_length=1)
+    size: int = Field(ge=1)
+
+
+class ListedArrivals(StrictModel):
+    """One pod at each listed time."""
+
+    type: Literal["times"] = "times"
+    at_s: list[float] = Field(min_length=1)
+
+
+Arrivals = Annotated[
+    ConstantArrivals | PoissonArrivals | BurstArrivals | ListedArrivals,
+    Field(discriminator="type"),
+]
+
+
+class PodTemplate(StrictModel):
+    """The pods a workload creates."""
+
+    cpu: str | int | float = Field("100m", description="CPU request (quantity)")
+    memory: str | int = Field("128Mi", description="memory request (quantity)")
+    labels: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    priority: int | None = None
+    restart_policy: Literal["Never", "OnFailure", "Always"] = "Never"
+    containers: int = Field(1, ge=1, description="containers; every one uses every claim")
+
+
+class WorkloadSpec(StrictModel):
+    """A source of pods."""
+
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    namespace: str = "default"
+    arrival: Arrivals
+    count: int | None = Field(None, ge=0, description="pods to create; None = until until_s")
+    start_s: float = Field(0.0, ge=0)
+    until_s: float | None = Field(None, gt=0, description="no arrivals after this time")
+    pod: PodTemplate = Field(default_factory=PodTemplate)
+    claims: list[PodClaimSpec] = Field(default_factory=list)
+    run_duration_s: Dist | None = Field(
+        None, description="how long a pod runs once started; None = until the end of the run"
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> WorkloadSpec:
+        if (
+            self.count is None
+            and self.until_s is None
+            and self.arrival.type in ("constant", "poisson")
+        ):
+            raise ValueError("an endless arrival process needs 'count' or 'until_s'")
+        return self
+
+
+def _none_to_empty_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
+ListField = BeforeValidator(_none_to_empty_list)
+
+
+class Scenario(StrictModel):
+    """A whole simulation: cluster, drivers, control plane, workloads and run settings."""
+
+    name: str = Field("scenario", pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]*$")
+    description: str = ""
+    seed: int = Field(1, ge=0)
+    replications: int = Field(1, ge=1)
+    horizon_s: float = Field(3600.0, gt=0, description="simulated time at which the run stops")
+    check_invariants: bool = False
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+    resource_classes: Annotated[list[ResourceClassSpec], ListField] = Field(default_factory=list)
+    drivers: Annotated[list[DriverConfig], ListField] = Field(default_factory=list)
+    control_plane: ControlPlaneConfig = Field(default_factory=ControlPlaneConfig)
+    kubelet: KubeletConfig = Field(default_factory=KubeletConfig)
+    shared_claims: Annotated[list[SharedClaimSpec], ListField] = Field(default_factory=list)
+    workloads: Annotated[list[WorkloadSpec], ListField] = Field(default_factory=list)
+    manifests: Annotated[list[str], ListField] = Field(
+        default_factory=list, description="Kubernetes YAML files or folders applied at time 0"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_driver_inventories(cls, data: Any) -> Any:
+        """Give each driver model the devices that the node pools declare for it."""
+        if not isinstance(data, Mapping):
+            return data
+        drivers = data.get("drivers")
+        cluster = data.get("cluster")
+        if not isinstance(drivers, list) or not isinstance(cluster, Mapping):
+            return data
+        pools = cluster.get("node_pools")
+        if not isinstance(pools, list):
+            return data
+        filled = []
+        for driver in drivers:
+            if isinstance(driver, Mapping) and isinstance(driver.get("name"), str):
+                driver = dict(driver)
+                settings = driver.get("model_settings")
+                driver["model_settings"] = inventory_settings(
+                    driver["name"],
+                    driver.get("model", "node-local"),
+                    dict(settings) if isinstance(settings, Mapping) else {},
+                    pools,
+                )
+            filled.append(driver)
+        return {**data, "drivers": filled}
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Scenario:
+        drivers = {driver.name for driver in self.drivers}
+        classes = {cls.name for cls in self.resource_classes}
+        shared = {(claim.namespace, claim.name) for claim in self.shared_claims}
+        problems: list[str] = []
+        for index, cls in enumerate(self.resource_classes):
+            if cls.driver_name not in drivers:
+                problems.append(
+                    f"resource_classes[{index}].driver_name: no driver named {cls.driver_name!r}"
+                    f" (drivers: {sorted(drivers) or 'none'})"
+                )
+        for index, pool in enumerate(self.cluster.node_pools):
+            for driver in pool.devices:
+                if driver not in drivers:
+                    problems.append(
+                        f"cluster.node_pools[{index}].devices: no driver named {driver!r}"
+                        f" (drivers: {sorted(drivers) or 'none'})"
+                    )
+        has_manifests = bool(self.manifests)
+        for index, claim in enumerate(self.shared_claims):
+            if claim.resource_class not in classes and not has_manifests:
+                problems.append(
+                    f"shared_claims[{index}].resource_class: no resource class named "
+                    f"{claim.resource_class!r} (classes: {sorted(classes) or 'none'})"
+                )
+        for w_index, workload in enumerate(self.workloads):
+            for c_index, pod_claim in enumerate(workload.claims):
+                path = f"workloads[{w_index}].claims[{c_index}]"
+                if pod_claim.template is not None:
+                    name = pod_claim.template.resource_class
+                    if name not in classes and not has_manifests:
+                        problems.append(
+                            f"{path}.template.resource_class: no resource class named {name!r}"
+                            f" (classes: {sorted(classes) or 'none'})"
+                        )
+                elif (workload.namespace, pod_claim.claim) not in shared and not has_manifests:
+                    problems.append(
+                        f"{path}.claim: no shared claim named {pod_claim.claim!r} in namespace "
+                        f"{workload.namespace!r} (shared claims: "
+                        f"{sorted(name for _, name in shared) or 'none'})"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def node_count(self) -> int:
+        """Return the number of nodes in all pools."""
+        return sum(pool.count for pool in self.cluster.node_pools)
+
+
+def inventory_settings(
+    driver: str, model: Any, settings: dict[str, Any], pools: list[Any]
+) -> dict[str, Any]:
+    """Return a driver model's settings with its inventory taken from raw node-pool data.
+
+    The `devices` model gets every device of every node; the `node-local`
+    model (the Kubernetes test driver) gets the nodes with devices and, as its
+    claim limit, the largest device count of those pools. Settings the user
+    gave are kept.
+    """
+    with_devices = []
+    for pool in pools:
+        if not isinstance(pool, Mapping):
+            continue
+        devices = pool.get("devices")
+        if isinstance(devices, Mapping) and isinstance(devices.get(driver), Mapping):
+            with_devices.append(pool)
+    if not with_devices:
+        return settings
+    try:
+        parsed = [NodePool.model_validate(pool) for pool in with_devices]
+    except ValidationError:
+        # The pools are reported by the main validation with their paths.
+        return settings
+    if model == "devices" and "nodes" not in settings:
+        inventory: dict[str, list[dict[str, Any]]] = {}
+        for pool in parsed:
+            spec = pool.devices[driver]
+            for node in pool.node_names():
+                inventory[node] = [
+                    {"name": f"{spec.name_prefix}-{index}", "attributes": dict(spec.attributes)}
+                    for index in range(spec.count)
+                ]
+        return {**settings, "nodes": inventory}
+    if model == "node-local":
+        filled = dict(settings)
+        if not any(filled.get(key) for key in ("nodes", "node_name_prefix", "node_selector")):
+            filled["nodes"] = [
+                node for pool in parsed if pool.devices[driver].count for node in pool.node_names()
+            ]
+        if "max_claims_per_node" not in filled:
+            filled["max_claims_per_node"] = max(pool.devices[driver].count for pool in parsed)
+        return filled
+    return settings
+
+
+# --------------------------------------------------------------------------------------
+# Loading, overriding and resolving
+# --------------------------------------------------------------------------------------
+
+
+def _model_fields(model: type[BaseModel]) -> list[str]:
+    return sorted(info.alias or name for name, info in model.model_fields.items())
+
+
+def _describe_location(loc: Sequence[str | int]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """Walk the scenario schema along a location and return the model found there."""
+    model: type[BaseModel] | None = Scenario
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            # Discriminated unions add the tag as a location part.
+            continue
+        model = _inner_model(field.annotation)
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(argument)
+        if found is not None:
+            return found
+    metadata_origin = getattr(annotation, "__origin__", None)
+    if metadata_origin is not None:
+        return _inner_model(metadata_origin)
+    return None
+
+
+def format_validation_error(error: ValidationError, source: str) -> ScenarioError:
+    """Turn pydantic's first error into one readable ScenarioError."""
+    first = error.errors()[0]
+    loc = [part for part in first["loc"] if not (isinstance(part, str) and "[" in part)]
+    kind = first["type"]
+    path = _describe_location(loc)
+    value = first.get("input")
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        allowed = _model_fields(parent) if parent is not None else []
+        key = str(loc[-1])
+        suggestion = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"; did you mean {suggestion[0]!r}?" if suggestion else ""
+        return ScenarioError(source, path, f"unknown key{hint} (allowed: {', '.join(allowed)})")
+    message = first["msg"]
+    if kind == "missing":
+        return ScenarioError(source, path, "required key is missing")
+    if kind == "value_error":
+        message = message.removeprefix("Value error, ")
+        if not path:
+            # Cross-field checks put the path at the start of their message.
+            return ScenarioError(source, "", message)
+    if isinstance(value, Mapping | list):
+        value = None
+    return ScenarioError(source, path, message, value)
+
+
+def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
+    """Validate scenario data (already parsed from YAML).
+
+    Raises:
+        ScenarioError: the data breaks the schema.
+    """
+    if not isinstance(data, Mapping):
+        raise ScenarioError(source, "", "a scenario must be a mapping of keys to values", data)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as error:
+        raise format_validation_error(error, source) from None
+
+
+def read_scenario_data(path: str | Path) -> dict[str, Any]:
+    """Read a scenario file as plain data.
+
+    Raises:
+        ScenarioError: the file is missing or is not valid YAML.
+    """
+    file = Path(path)
+    source = str(path)
+    if not file.is_file():
+        raise ScenarioError(source, "", "file not found; give the path of a scenario YAML file")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ScenarioError(source, "", f"invalid YAML: {where}{problem}") from None
+    except UnicodeDecodeError as error:
+        raise ScenarioError(source, "", f"not a UTF-8 text file: {error}") from None
+    if data is None:
+        raise ScenarioError(source, "", "the file is empty")
+    if not isinstance(data, dict):
+        raise ScenarioError(source, "", "a scenario must be a mapping of keys to values")
+    return data
+
+
+def apply_overrides(
+    data: dict[str, Any], overrides: Sequence[str], *, source: str
+) -> dict[str, Any]:
+    """Apply `dotted.key=value` overrides (values parsed as YAML) to scenario data.
+
+    List items are addressed by index (`drivers.0.workers=2`) or, for lists of
+    named entries, by name (`drivers.gpu.example.com.workers` is ambiguous, so
+    names are written in brackets: `drivers[gpu.example.com].workers=2`).
+
+    Raises:
+        ScenarioError: an override is malformed or names a key that does not exist.
+    """
+    result: dict[str, Any] = yaml.safe_load(yaml.safe_dump(data)) or {}
+    for override in overrides:
+        if "=" not in override:
+            raise ScenarioError(
+                source, "--set", "expected dotted.key=value, e.g. horizon_s=600", override
+            )
+        key, raw = override.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        parts = _split_key(key)
+        if not parts:
+            raise ScenarioError(source, "--set", "empty key", override)
+        _set_path(result, parts, value, source=source, override=override)
+    return result
+
+
+def _split_key(key: str) -> list[str]:
+    parts: list[str] = []
+    current = ""
+    depth = 0
+    for char in key:
+        if char == "[":
+            if current:
+                parts.append(current)
+            current = ""
+            depth += 1
+        elif char == "]":
+            parts.append(f"[{current}]")
+            current = ""
+            depth -= 1
+        elif char == "." and depth == 0:
+            if current:
+                parts.append(current)
+            current = ""
+        else:
+            current += char
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _set_path(container: Any, parts: list[str], value: Any, *, source: str, override: str) -> None:
+    walked: list[str] = []
+    models: list[type[BaseModel]] = [Scenario]
+    for position, part in enumerate(parts):
+        last = position == len(parts) - 1
+        walked.append(part)
+        if isinstance(container, list):
+            index = _list_index(container, part)
+            if index is None:
+                raise ScenarioError(
+                    source, ".".join(walked), "no such list entry (use an index or [name])",
+                    override,
+                )
+            if last:
+                container[index] = value
+                return
+            container = container[index]
+            continue
+        if not isinstance(container, dict):
+            raise ScenarioError(
+                source, ".".join(walked), "cannot set a key inside a plain value", override
+            )
+        model = _pick_model(models, container)
+        allowed = _model_fields(model) if model is not None else []
+        if model is not None and part not in allowed:
+            suggestion = difflib.get_close_matches(part, allowed, n=1)
+            hint = f"; did you mean {suggestion[0]!r}?" if suggestion else ""
+            raise ScenarioError(
+                source, ".".join(walked), f"unknown key{hint} (allowed: {', '.join(allowed)})",
+                override,
+            )
+        if last:
+            container[part] = value
+            return
+        field = model.model_fields.get(part) if model is not None else None
+        models = _models_in(field.annotation) if field is not None else []
+        if part not in container or container[part] is None:
+            container[part] = {}
+        container = container[part]
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Return the models a field can hold (several for a union such as `arrival`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for argument in getattr(annotation, "__args__", ()) or ():
+        found.extend(model for model in _models_in(argument) if model not in found)
+    origin = getattr(annotation, "__origin__", None)
+    if not found and origin is not None:
+        found = _models_in(origin)
+    return found
+
+
+def _pick_model(models: list[type[BaseModel]], data: Mapping[str, Any]) -> type[BaseModel] | None:
+    """Choose the union member that `data` is, by its `type` key; None when unknown."""
+    if len(models) == 1:
+        return models[0]
+    tag = data.get("type")
+    for model in models:
+        field = model.model_fields.get("type")
+        if field is not None and field.default == tag:
+            return model
+    return None
+
+
+def _list_index(items: list[Any], part: str) -> int | None:
+    if part.startswith("[") and part.endswith("]"):
+        name = part[1:-1]
+        for index, item in enumerate(items):
+            if isinstance(item, dict) and item.get("name") == name:
+                return index
+        return None
+    if part.isdigit() and int(part) < len(items):
+        return int(part)
+    return None
+
+
+def load_scenario(
+    path: str | Path, *, overrides: Sequence[str] = (), seed: int | None = None
+) -> Scenario:
+    """Read, override and validate a scenario file; relative manifest paths become absolute.
+
+    Raises:
+        ScenarioError: the file, an override or a value is invalid.
+    """
+    source = str(path)
+    data = read_scenario_data(path)
+    if overrides:
+        data = apply_overrides(data, overrides, source=source)
+    if seed is not None:
+        data["seed"] = seed
+    scenario = parse_scenario(data, source=source)
+    base = Path(path).resolve().parent
+    manifests = [
+        str((base / m).resolve()) if not Path(m).is_absolute() else m for m in scenario.manifests
+    ]
+    for index, manifest in enumerate(manifests):
+        if not Path(manifest).exists():
+            raise ScenarioError(
+                source, f"manifests[{index}]", "file or folder not found", scenario.manifests[index]
+            )
+    return scenario.model_copy(update={"manifests": manifests})
+
+
+def resolved_data(scenario: Scenario) -> dict[str, Any]:
+    """Return the scenario with every default written out (for `scenario.resolved.yaml`)."""
+    data: dict[str, Any] = _finite(scenario.model_dump(mode="json", by_alias=True))
+    return data
+
+
+def _finite(value: Any) -> Any:
+    """Replace infinities, which YAML readers disagree on, by the string ".inf"."""
+    if isinstance(value, float) and math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def known_driver_models() -> list[str]:
+    """Return the names of the registered driver models (for messages)."""
+    return available_driver_models()

@@ -1,0 +1,320 @@
+"""Building a simulated cluster from a scenario, running it and collecting the results.
+
+`build(scenario)` creates the world at time 0: the API server with the nodes,
+resource classes, parameter objects, shared claims, claim templates and
+manifests of the scenario, and the components (kube-scheduler, the
+resourceclaim controller, the garbage collector, one controller per driver,
+one kubelet per node with a plugin per driver). `run(...)` advances simulated
+time to the horizon, or stops earlier once every workload has created its pods
+and every pod has finished. The recorder's tuples then become the output
+tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.api.codec import ManifestError, load_path
+from sim.api.errors import APIError
+from sim.api.types import (
+    GenericObject,
+    Node,
+    NodeSpec,
+    NodeStatus,
+    ObjectMeta,
+    ResourceClaim,
+    ResourceClaimParametersReference,
+    ResourceClaimSpec,
+    ResourceClaimTemplate,
+    ResourceClaimTemplateSpec,
+    ResourceClass,
+    ResourceClassParametersReference,
+    Taint,
+)
+from sim.cluster.claimcontroller import ResourceClaimController
+from sim.cluster.driver import DriverController
+from sim.cluster.garbagecollector import GarbageCollector
+from sim.cluster.kubelet import Kubelet, NodePlugin
+from sim.cluster.scheduler.scheduler import KubeScheduler
+from sim.cluster.world import World
+from sim.drivers.devices import SIM_PARAMETERS_GROUP
+from sim.scenario import ClaimSpec, Scenario
+from sim.workload.synthetic import WorkloadSource
+
+logger = logging.getLogger(__name__)
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+NODE_POOL_LABEL = "sim.dra/node-pool"
+"""Label that names the node pool a node belongs to."""
+PARAMETERS_API_VERSION = f"{SIM_PARAMETERS_GROUP}/v1"
+
+
+class SetupError(ValueError):
+    """The scenario's objects could not be created (for example, a manifest the API server rejects)."""
+
+
+@dataclass
+class Simulation:
+    """A built world with its components, ready to run."""
+
+    scenario: Scenario
+    world: World
+    scheduler: KubeScheduler
+    claim_controller: ResourceClaimController
+    garbage_collector: GarbageCollector
+    drivers: dict[str, DriverController]
+    kubelets: dict[str, Kubelet]
+    sources: list[WorkloadSource]
+    node_pools: dict[str, str]
+    ignored_manifest_fields: list[str] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    events_processed: int = 0
+    end_time_s: float = 0.0
+    """Simulated time up to which the run has advanced."""
+
+    def drained(self) -> bool:
+        """Whether every source is done and no pod is left that has not finished."""
+        if not all(source.finished for source in self.sources):
+            return False
+        for pod in self.scheduler.pods.cache.values():
+            if not pod.done:
+                return False
+        return True
+
+    def run(
+        self,
+        until_s: float | None = None,
+        *,
+        progress: Callable[[float], None] | None = None,
+        check_interval_s: float = 10.0,
+    ) -> None:
+        """Advance simulated time to `until_s` (default: the horizon) or until drained."""
+        env = self.world.env
+        horizon = until_s if until_s is not None else self.scenario.horizon_s
+        started = time.perf_counter()
+        steps = 0
+        stop_at = float(env.now)
+        while stop_at < horizon:
+            stop_at = min(horizon, stop_at + check_interval_s)
+            while env.peek() <= stop_at:
+                env.step()
+                steps += 1
+            self.end_time_s = stop_at
+            if progress is not None:
+                progress(stop_at)
+            if self.drained():
+                break
+        self.events_processed += steps
+        self.wall_time_s += time.perf_counter() - started
+
+
+def _parameters_object(
+    kind: str, name: str, namespace: str, spec: dict[str, Any], *, config_map: bool
+) -> GenericObject:
+    if config_map:
+        return GenericObject(
+            api_version="v1",
+            kind="ConfigMap",
+            metadata=ObjectMeta(name=name, namespace=namespace),
+            body={"data": {key: str(value) for key, value in spec.items()}},
+        )
+    return GenericObject(
+        api_version=PARAMETERS_API_VERSION,
+        kind=kind,
+        metadata=ObjectMeta(name=name, namespace=namespace),
+        body={"spec": spec},
+    )
+
+
+class _Builder:
+    """Creates the objects and components of a scenario in a fresh world."""
+
+    def __init__(self, scenario: Scenario, world: World) -> None:
+        self.scenario = scenario
+        self.world = world
+        self.api = world.api
+        self.models = {driver.name: driver.model for driver in scenario.drivers}
+        self.class_driver = {cls.name: cls.driver_name for cls in scenario.resource_classes}
+
+    def create(self, obj: Any) -> Any:
+        self.world.current_actor = "setup"
+        self.world.current_reason = "scenario object at time 0"
+        try:
+            return self.api.create(obj)
+        except APIError as error:
+            raise SetupError(f"creating {obj.KIND or obj.kind} {obj.metadata.name!r}: {error}") from None
+
+    def uses_config_maps(self, resource_class: str) -> bool:
+        driver = self.class_driver.get(resource_class)
+        return driver is not None and self.models.get(driver) == "node-local"
+
+    def nodes(self) -> dict[str, str]:
+        pools: dict[str, str] = {}
+        for pool in self.scenario.cluster.node_pools:
+            taints = tuple(Taint(key=t.key, value=t.value, effect=t.effect) for t in pool.taints)
+            allocatable = {"cpu": pool.cpu, "memory": pool.memory, "pods": pool.pods}
+            for name in pool.node_names():
+                labels = {**pool.labels, HOSTNAME_LABEL: name, NODE_POOL_LABEL: pool.name}
+                self.create(
+                    Node(
+                        metadata=ObjectMeta(name=name, labels=labels),
+                        spec=NodeSpec(taints=taints),
+                        status=NodeStatus(capacity=allocatable, allocatable=allocatable),
+                    )
+                )
+                pools[name] = pool.name
+        return pools
+
+    def classes(self) -> None:
+        self.api.register_kind("DeviceClassParameters", PARAMETERS_API_VERSION, namespaced=False)
+        for spec in self.scenario.resource_classes:
+            reference = None
+            if spec.parameters is not None:
+                parameters = _parameters_object(
+                    "DeviceClassParameters", spec.name, "", spec.parameters, config_map=False
+                )
+                if self.uses_config_maps(spec.name):
+                    parameters = _parameters_object(
+                        "ConfigMap", spec.name, "default", spec.parameters, config_map=True
+                    )
+                self.create(parameters)
+                reference = ResourceClassParametersReference(
+                    api_group="" if parameters.kind == "ConfigMap" else SIM_PARAMETERS_GROUP,
+                    kind=parameters.kind,
+                    name=spec.name,
+                    namespace=parameters.metadata.namespace,
+                )
+            self.create(
+                ResourceClass(
+                    metadata=ObjectMeta(name=spec.name),
+                    driver_name=spec.driver_name,
+                    parameters_ref=reference,
+                    suitable_nodes=spec.suitable_nodes,
+                )
+            )
+
+    def claim_spec(self, spec: ClaimSpec, name: str, namespace: str) -> ResourceClaimSpec:
+        reference = None
+        if spec.parameters is not None:
+            config_map = self.uses_config_maps(spec.resource_class)
+            parameters = _parameters_object(
+                "DeviceClaimParameters", name, namespace, spec.parameters, config_map=config_map
+            )
+            self.create(parameters)
+            reference = ResourceClaimParametersReference(
+                api_group="" if config_map else SIM_PARAMETERS_GROUP,
+                kind=parameters.kind,
+                name=name,
+            )
+        return ResourceClaimSpec(
+            resource_class_name=spec.resource_class,
+            allocation_mode=spec.allocation_mode,
+            parameters_ref=reference,
+        )
+
+    def shared_claims(self) -> None:
+        for spec in self.scenario.shared_claims:
+            self.create(
+                ResourceClaim(
+                    metadata=ObjectMeta(name=spec.name, namespace=spec.namespace),
+                    spec=self.claim_spec(spec, spec.name, spec.namespace),
+                )
+            )
+
+    def templates(self) -> dict[str, dict[str, str]]:
+        names: dict[str, dict[str, str]] = {}
+        for workload in self.scenario.workloads:
+            names[workload.name] = {}
+            for pod_claim in workload.claims:
+                if pod_claim.template is None:
+                    continue
+                name = f"{workload.name}-{pod_claim.name}"
+                self.create(
+                    ResourceClaimTemplate(
+                        metadata=ObjectMeta(name=name, namespace=workload.namespace),
+                        spec=ResourceClaimTemplateSpec(
+                            spec=self.claim_spec(pod_claim.template, name, workload.namespace)
+                        ),
+                    )
+                )
+                names[workload.name][pod_claim.name] = name
+        return names
+
+    def manifests(self) -> list[str]:
+        ignored: list[str] = []
+        for path in self.scenario.manifests:
+            try:
+                result = load_path(path, lenient=True)
+            except ManifestError as error:
+                raise SetupError(str(error)) from None
+            for item in result.ignored:
+                ignored.append(f"{item.source}: {item.kind}/{item.name}: {item.path}")
+            for obj in result.objects:
+                self.create(obj)
+        return ignored
+
+
+def build(
+    scenario: Scenario, *, seed: int | None = None, replication: int = 0, check_invariants: bool = False
+) -> Simulation:
+    """Create the world of a scenario at time 0 with all its components started.
+
+    Raises:
+        SetupError: an object of the scenario or of its manifests was rejected.
+    """
+    world = World.create(
+        scenario.control_plane,
+        seed=scenario.seed if seed is None else seed,
+        replication=replication,
+    )
+    builder = _Builder(scenario, world)
+    node_pools = builder.nodes()
+    builder.classes()
+    builder.shared_claims()
+    template_names = builder.templates()
+    ignored = builder.manifests()
+
+    drivers = {
+        driver.name: DriverController(world, driver)
+        for driver in scenario.drivers
+    }
+    kubelets: dict[str, Kubelet] = {}
+    for pool in scenario.cluster.node_pools:
+        for node in pool.node_names():
+            plugins = [NodePlugin(world, node, driver.name) for driver in scenario.drivers]
+            kubelets[node] = Kubelet(world, node, scenario.kubelet, plugins=plugins)
+
+    if check_invariants or scenario.check_invariants:
+        from sim.cluster.invariants import InvariantChecker
+
+        InvariantChecker.for_drivers(world, drivers).attach()
+
+    scheduler = KubeScheduler(world)
+    claim_controller = ResourceClaimController(world)
+    garbage_collector = GarbageCollector(world)
+    sources = [
+        WorkloadSource(world, workload, template_names[workload.name])
+        for workload in scenario.workloads
+    ]
+    for component in (scheduler, claim_controller, garbage_collector, *drivers.values()):
+        component.start()
+    for kubelet in kubelets.values():
+        kubelet.start()
+    for source in sources:
+        source.start()
+    return Simulation(
+        scenario=scenario,
+        world=world,
+        scheduler=scheduler,
+        claim_controller=claim_controller,
+        garbage_collector=garbage_collector,
+        drivers=drivers,
+        kubelets=kubelets,
+        sources=sources,
+        node_pools=node_pools,
+        ignored_manifest_fields=ignored,
+    )

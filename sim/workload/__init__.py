@@ -1,0 +1,1 @@
+"""Pod sources: synthetic arrival processes, Kubernetes manifests and trace imports."""
