@@ -1,6 +1,18 @@
-"""The `dra-sim` command line."""
+"""The `dra-sim` command line.
+
+Every error a user can cause (a bad scenario, a missing file, a bad option)
+prints one line naming the file, the field, the value and what is allowed, and
+exits with code 2 without a traceback and without leaving a results directory.
+"""
 
 from __future__ import annotations
+
+import logging
+import math
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -15,6 +27,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+USAGE_ERROR = 2
+
 
 def _print_version(value: bool) -> None:
     if value:
@@ -24,11 +38,159 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
-    ),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, help="Log more: -v for run phases, -vv for every event."
+        ),
+    ] = 0,
 ) -> None:
     """Simulate Kubernetes scheduling with classic Dynamic Resource Allocation."""
+    level = logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def fail(message: str) -> NoReturn:
+    """Print a one-line error and exit with code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(USAGE_ERROR)
+
+
+def _load(scenario_path: Path, overrides: list[str], seed: int | None) -> Any:
+    from sim.scenario import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(scenario_path, overrides=overrides, seed=seed)
+    except ScenarioError as error:
+        fail(str(error))
+
+
+def _default_output(name: str, seed: int) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path("results") / name / f"{stamp}-seed{seed}"
+
+
+def _format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={_format_value(item)}" for key, item in value.items())
+    return str(value)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """Print the summary metrics as an aligned two-column table."""
+    width = max((len(key) for key in summary), default=0)
+    for key, value in summary.items():
+        typer.echo(f"{key:<{width}}  {_format_value(value)}")
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Results directory (must not exist); default results/<name>/<time>-seed<N>/.",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", min=0, help="Seed; overrides the scenario's.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a scenario value: dotted.key=value (repeatable)."),
+    ] = None,
+    until: Annotated[
+        float | None,
+        typer.Option("--until", min=0.0, help="Stop at this simulated time, seconds."),
+    ] = None,
+    check_invariants: Annotated[
+        bool,
+        typer.Option("--check-invariants", help="Check cluster invariants after every API write."),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print no progress and no summary.")
+    ] = False,
+) -> None:
+    """Run a scenario and write its results directory."""
+    from sim.results import simulate
+    from sim.simulation import SetupError
+
+    loaded = _load(scenario, set_ or [], seed)
+    target = output or _default_output(loaded.name, loaded.seed)
+    if target.exists():
+        fail(f"{target}: results directory already exists; choose another --output")
+    horizon = until if until is not None else loaded.horizon_s
+
+    progress_bar = None
+    if not quiet:
+        from tqdm import tqdm
+
+        progress_bar = tqdm(
+            total=horizon,
+            unit="sim s",
+            delay=2.0,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}]",
+        )
+
+    def advance(now: float) -> None:
+        if progress_bar is not None:
+            progress_bar.update(now - progress_bar.n)
+
+    try:
+        results = simulate(
+            loaded, until_s=until, check_invariants=check_invariants, progress=advance
+        )
+    except SetupError as error:
+        fail(f"{scenario}: {error}")
+    finally:
+        if progress_bar is not None:
+            progress_bar.close()
+    written = results.write(target)
+    if not quiet:
+        print_summary(results.summary)
+        typer.echo(f"results: {written}")
+
+
+@app.command()
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a scenario value: dotted.key=value (repeatable)."),
+    ] = None,
+) -> None:
+    """Check a scenario (and the manifests it names) without running it."""
+    from sim.simulation import SetupError, build
+
+    loaded = _load(scenario, set_ or [], None)
+    try:
+        build(loaded)
+    except SetupError as error:
+        fail(f"{scenario}: {error}")
+    typer.echo(
+        f"{scenario}: valid ({loaded.node_count()} nodes, {len(loaded.drivers)} drivers, "
+        f"{len(loaded.workloads)} workloads)"
+    )
 
 
 def main() -> None:

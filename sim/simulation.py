@@ -42,6 +42,7 @@ from sim.cluster.kubelet import Kubelet, NodePlugin
 from sim.cluster.scheduler.scheduler import KubeScheduler
 from sim.cluster.world import World
 from sim.drivers.devices import SIM_PARAMETERS_GROUP
+from sim.metrics.tracker import Tracker
 from sim.scenario import ClaimSpec, Scenario
 from sim.workload.synthetic import WorkloadSource
 
@@ -54,7 +55,7 @@ PARAMETERS_API_VERSION = f"{SIM_PARAMETERS_GROUP}/v1"
 
 
 class SetupError(ValueError):
-    """The scenario's objects could not be created (for example, a manifest the API server rejects)."""
+    """An object of the scenario could not be created (e.g. a manifest the API server rejects)."""
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Simulation:
     kubelets: dict[str, Kubelet]
     sources: list[WorkloadSource]
     node_pools: dict[str, str]
+    tracker: Tracker
     ignored_manifest_fields: list[str] = field(default_factory=list)
     wall_time_s: float = 0.0
     events_processed: int = 0
@@ -80,10 +82,7 @@ class Simulation:
         """Whether every source is done and no pod is left that has not finished."""
         if not all(source.finished for source in self.sources):
             return False
-        for pod in self.scheduler.pods.cache.values():
-            if not pod.done:
-                return False
-        return True
+        return all(pod.done for pod in self.scheduler.pods.cache.values())
 
     def run(
         self,
@@ -110,6 +109,21 @@ class Simulation:
                 break
         self.events_processed += steps
         self.wall_time_s += time.perf_counter() - started
+
+
+def _device_count(
+    drivers: dict[str, DriverController], claim: ResourceClaim
+) -> tuple[str, str, int] | None:
+    """Return (driver, node, devices) of an allocated claim, as its driver model knows it."""
+    driver = claim.status.driver_name
+    controller = drivers.get(driver)
+    if controller is None:
+        return None
+    found = controller.model.devices_of(claim.metadata.uid)
+    if found is None:
+        return None
+    node, devices = found
+    return driver, node, len(devices)
 
 
 def _parameters_object(
@@ -146,7 +160,9 @@ class _Builder:
         try:
             return self.api.create(obj)
         except APIError as error:
-            raise SetupError(f"creating {obj.KIND or obj.kind} {obj.metadata.name!r}: {error}") from None
+            raise SetupError(
+                f"creating {obj.KIND or obj.kind} {obj.metadata.name!r}: {error}"
+            ) from None
 
     def uses_config_maps(self, resource_class: str) -> bool:
         driver = self.class_driver.get(resource_class)
@@ -259,7 +275,11 @@ class _Builder:
 
 
 def build(
-    scenario: Scenario, *, seed: int | None = None, replication: int = 0, check_invariants: bool = False
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    replication: int = 0,
+    check_invariants: bool = False,
 ) -> Simulation:
     """Create the world of a scenario at time 0 with all its components started.
 
@@ -271,6 +291,9 @@ def build(
         seed=scenario.seed if seed is None else seed,
         replication=replication,
     )
+    drivers: dict[str, DriverController] = {}
+    tracker = Tracker(world, device_count=lambda claim: _device_count(drivers, claim))
+    tracker.start()
     builder = _Builder(scenario, world)
     node_pools = builder.nodes()
     builder.classes()
@@ -278,10 +301,13 @@ def build(
     template_names = builder.templates()
     ignored = builder.manifests()
 
-    drivers = {
-        driver.name: DriverController(world, driver)
-        for driver in scenario.drivers
-    }
+    for driver in scenario.drivers:
+        drivers[driver.name] = DriverController(world, driver)
+    for name, controller in drivers.items():
+        for node, use in controller.model.inventory().items():
+            if use.total is not None:
+                tracker.capacity[(name, node)] = use.total
+    tracker.pools.update(node_pools)
     kubelets: dict[str, Kubelet] = {}
     for pool in scenario.cluster.node_pools:
         for node in pool.node_names():
@@ -300,8 +326,11 @@ def build(
         WorkloadSource(world, workload, template_names[workload.name])
         for workload in scenario.workloads
     ]
-    for component in (scheduler, claim_controller, garbage_collector, *drivers.values()):
-        component.start()
+    scheduler.start()
+    claim_controller.start()
+    garbage_collector.start()
+    for controller in drivers.values():
+        controller.start()
     for kubelet in kubelets.values():
         kubelet.start()
     for source in sources:
@@ -316,5 +345,6 @@ def build(
         kubelets=kubelets,
         sources=sources,
         node_pools=node_pools,
+        tracker=tracker,
         ignored_manifest_fields=ignored,
     )

@@ -36,7 +36,7 @@ class AlreadyExists(APIError):
 
 
 class Conflict(APIError):
-    """The resourceVersion precondition failed, or the write conflicts with current state (HTTP 409)."""
+    """A stale resourceVersion, or a write that conflicts with the stored state (HTTP 409)."""
 
     code = 409
     reason = "Conflict"

@@ -53,7 +53,7 @@ class K8sModel(BaseModel):
 
 
 class AllocationMode(StrEnum):
-    """`ResourceClaimSpec.allocationMode` values; the API server defaults "" to WaitForFirstConsumer."""
+    """Values of `ResourceClaimSpec.allocationMode`; the API server defaults "" to WFFC."""
 
     IMMEDIATE = "Immediate"
     WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
@@ -380,7 +380,7 @@ class PodSchedulingContextStatus(K8sModel):
 
 
 class PodSchedulingContext(TopLevelObject):
-    """Negotiation object between the scheduler and drivers for one pod (namespaced, named as the pod)."""
+    """Negotiation between the scheduler and drivers for one pod (namespaced, named as the pod)."""
 
     API_VERSION: ClassVar[str] = RESOURCE_API_VERSION
     KIND: ClassVar[str] = "PodSchedulingContext"

@@ -1,0 +1,1 @@
+"""SimPy components of a Kubernetes cluster with classic DRA."""

@@ -458,8 +458,9 @@ class ResourceClaimController:
                 yield from self._sync(key)
             except (APIError, SyncError, ClaimNameError) as error:
                 retries = self.queue.num_requeues(key)
-                # The first failure of a key is a warning; its retries are logged at debug level.
-                level = logging.WARNING if retries == 0 else logging.DEBUG
+                # Failed syncs are routine (stale caches) and retried: the first failure of a
+                # key is logged at info level, its retries at debug level.
+                level = logging.INFO if retries == 0 else logging.DEBUG
                 logger.log(
                     level, "t=%.6f %s failed (retry %d with backoff): %s",
                     self.world.now, key, retries + 1, error,

@@ -234,6 +234,7 @@ class APIClient:
         try:
             result = operation()
         except APIError as error:
+            self.world.current_actor = self.world.current_reason = ""
             recorder.api_request(
                 float(self._env.now),
                 self.component,
@@ -247,6 +248,8 @@ class APIClient:
                 write,
             )
             raise
+        # Writes made directly on the API server afterwards belong to nobody.
+        self.world.current_actor = self.world.current_reason = ""
         code = 201 if verb == "create" else 200
         recorder.api_request(
             float(self._env.now),

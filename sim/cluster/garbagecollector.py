@@ -231,7 +231,7 @@ class GarbageCollector:
                 yield from self._process(key)
             except APIError as error:
                 retries = self.queue.num_requeues(key)
-                level = logging.WARNING if retries == 0 else logging.DEBUG
+                level = logging.INFO if retries == 0 else logging.DEBUG
                 logger.log(
                     level, "t=%.6f %s failed (retry %d with backoff): %s",
                     self.world.now, key, retries + 1, error,

@@ -1,0 +1,164 @@
+"""Running a scenario end to end and writing its results directory.
+
+`simulate(scenario)` builds the cluster, runs it and returns a `Results`
+object with the output tables as pandas DataFrames and the summary metrics.
+`Results.write(directory)` stores everything atomically: the files are written
+into a temporary directory next to the target, which is renamed into place
+only when complete, so an interrupted run never leaves half a results
+directory behind.
+
+A results directory holds:
+
+* `scenario.resolved.yaml`: the scenario with every default written out;
+* `manifest.json`: dra-sim, Python and library versions, seed, replication,
+  wall time, simulated time and SimPy events processed;
+* `pods.parquet`, `claims.parquet`, `events.parquet`, `api_requests.parquet`,
+  `cycles.parquet`, `utilization.parquet`: the tables of `docs/metrics.md`;
+* `summary.json`: the summary metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from sim import __version__
+from sim.scenario import Scenario, parse_scenario, resolved_data
+from sim.simulation import Simulation, build
+
+TABLE_NAMES = ("pods", "claims", "events", "api_requests", "cycles", "utilization")
+LIBRARIES = ("simpy", "numpy", "pandas", "pyarrow", "pydantic", "scipy", "PyYAML")
+
+
+@dataclass
+class Results:
+    """The outcome of one run: tables, summary metrics and the run's manifest."""
+
+    scenario: Scenario
+    tables: dict[str, pd.DataFrame]
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+    simulation: Simulation | None = field(default=None, repr=False)
+    """The finished simulation, for inspecting objects at the end (None when read from disk)."""
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            table: pd.DataFrame = tables[name]
+            return table
+        raise AttributeError(name)
+
+    def write(self, directory: str | Path) -> Path:
+        """Write the results into `directory` (which must not exist yet), atomically."""
+        target = Path(directory)
+        if target.exists():
+            raise FileExistsError(f"results directory {target} already exists")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            self._write_files(staging)
+            os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    def _write_files(self, directory: Path) -> None:
+        resolved = yaml.safe_dump(resolved_data(self.scenario), sort_keys=False)
+        (directory / "scenario.resolved.yaml").write_text(resolved, encoding="utf-8")
+        (directory / "manifest.json").write_text(
+            json.dumps(self.manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        (directory / "summary.json").write_text(
+            json.dumps(self.summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        for name, table in self.tables.items():
+            table.to_parquet(directory / f"{name}.parquet", index=False)
+
+    @classmethod
+    def read(cls, directory: str | Path) -> Results:
+        """Read a results directory written by `write`."""
+        base = Path(directory)
+        data = yaml.safe_load((base / "scenario.resolved.yaml").read_text(encoding="utf-8"))
+        scenario = parse_scenario(data, source=str(base / "scenario.resolved.yaml"))
+        tables = {
+            name: pd.read_parquet(base / f"{name}.parquet")
+            for name in TABLE_NAMES
+            if (base / f"{name}.parquet").exists()
+        }
+        summary = json.loads((base / "summary.json").read_text(encoding="utf-8"))
+        manifest = json.loads((base / "manifest.json").read_text(encoding="utf-8"))
+        return cls(scenario=scenario, tables=tables, summary=summary, manifest=manifest)
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for library in LIBRARIES:
+        try:
+            versions[library] = metadata.version(library)
+        except metadata.PackageNotFoundError:
+            versions[library] = "not installed"
+    return versions
+
+
+def simulate(
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    replication: int = 0,
+    until_s: float | None = None,
+    check_invariants: bool = False,
+    progress: Callable[[float], None] | None = None,
+) -> Results:
+    """Build and run a scenario; return its tables and summary.
+
+    Args:
+        scenario: the scenario (see `sim.load_scenario`).
+        seed: overrides the scenario's seed.
+        replication: replication index; replication r of any scenario uses
+            the random streams `SeedSequence([seed, r, stream])`.
+        until_s: stop at this simulated time instead of the horizon.
+        check_invariants: check the cluster invariants after every API write.
+        progress: called with the simulated time every few simulated seconds.
+    """
+    from sim.metrics.summary import summarize
+    from sim.metrics.tables import build_tables
+
+    effective_seed = scenario.seed if seed is None else seed
+    if effective_seed != scenario.seed:
+        scenario = scenario.model_copy(update={"seed": effective_seed})
+    simulation = build(scenario, replication=replication, check_invariants=check_invariants)
+    simulation.run(until_s, progress=progress)
+    tables = build_tables(simulation.world.recorder, simulation.tracker, simulation.end_time_s)
+    summary = summarize(
+        tables,
+        wall_time_s=simulation.wall_time_s,
+        sim_time_s=simulation.end_time_s,
+        events_processed=simulation.events_processed,
+    )
+    manifest = {
+        "dra_sim_version": __version__,
+        "python": platform.python_version(),
+        "libraries": _library_versions(),
+        "scenario": scenario.name,
+        "seed": effective_seed,
+        "replication": replication,
+        "wall_time_s": simulation.wall_time_s,
+        "sim_time_s": simulation.end_time_s,
+        "events_processed": simulation.events_processed,
+        "ignored_manifest_fields": simulation.ignored_manifest_fields,
+    }
+    return Results(
+        scenario=scenario, tables=tables, summary=summary, manifest=manifest, simulation=simulation
+    )
