@@ -193,6 +193,18 @@ def validate(
     )
 
 
+def _register_commands() -> None:
+    from importlib import import_module
+
+    from sim.commands import COMMAND_MODULES
+
+    for name in COMMAND_MODULES:
+        import_module(f"sim.commands.{name}").register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Run the `dra-sim` command."""
     app()

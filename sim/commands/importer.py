@@ -1,0 +1,7 @@
+"""The `dra-sim importer` command (not available yet)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add nothing: the command is not implemented yet."""
