@@ -287,7 +287,8 @@ class SchedulingQueue:
         return info.timestamp + self._backoff_duration(info)
 
     def _is_backing_off(self, info: QueuedPodInfo) -> bool:
-        return self._backoff_expiry(info) > self._now()
+        # 1.26-1.30 never back off a pod that PreEnqueue gated (1.31 changed this).
+        return not info.gated and self._backoff_expiry(info) > self._now()
 
     def _add_to_active(self, info: QueuedPodInfo) -> bool:
         for plugin in self._pre_enqueue_plugins:
