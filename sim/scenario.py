@@ -187,8 +187,30 @@ class ListedArrivals(StrictModel):
     at_s: list[float] = Field(min_length=1)
 
 
+class TraceArrivals(StrictModel):
+    """One pod at each listed time, each with its own run duration (a replayed trace)."""
+
+    type: Literal["trace"] = "trace"
+    at_s: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    run_durations_s: list[Annotated[float, Field(ge=0)] | None] = Field(
+        description="run duration of each pod once started, seconds; null = until the end"
+    )
+    names: list[str] = Field(
+        default_factory=list, description="trace name of each pod (annotation sim.dra/trace-name)"
+    )
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> TraceArrivals:
+        if len(self.run_durations_s) != len(self.at_s):
+            durations, times = len(self.run_durations_s), len(self.at_s)
+            raise ValueError(f"run_durations_s has {durations} entries, at_s has {times}")
+        if self.names and len(self.names) != len(self.at_s):
+            raise ValueError(f"names has {len(self.names)} entries, at_s has {len(self.at_s)}")
+        return self
+
+
 Arrivals = Annotated[
-    ConstantArrivals | PoissonArrivals | BurstArrivals | ListedArrivals,
+    ConstantArrivals | PoissonArrivals | BurstArrivals | ListedArrivals | TraceArrivals,
     Field(discriminator="type"),
 ]
 
@@ -361,7 +383,7 @@ def inventory_settings(
     except ValidationError:
         # The pools are reported by the main validation with their paths.
         return settings
-    if model == "devices" and "nodes" not in settings:
+    if model in ("devices", "gpushare") and "nodes" not in settings:
         inventory: dict[str, list[dict[str, Any]]] = {}
         for pool in parsed:
             spec = pool.devices[driver]

@@ -44,6 +44,7 @@ from sim.cluster.world import World
 from sim.drivers.devices import SIM_PARAMETERS_GROUP
 from sim.metrics.tracker import Tracker
 from sim.scenario import ClaimSpec, Scenario
+from sim.workload.openb import TraceWorkloadSource
 from sim.workload.synthetic import WorkloadSource
 
 logger = logging.getLogger(__name__)
@@ -320,12 +321,17 @@ def build(
         InvariantChecker.for_drivers(world, drivers).attach()
 
     scheduler = KubeScheduler(world)
+    if scheduler.device_aware is not None:
+        try:
+            scheduler.device_aware.attach(drivers)
+        except ValueError as error:
+            raise SetupError(str(error)) from None
     claim_controller = ResourceClaimController(world)
     garbage_collector = GarbageCollector(world)
-    sources = [
-        WorkloadSource(world, workload, template_names[workload.name])
-        for workload in scenario.workloads
-    ]
+    sources: list[WorkloadSource] = []
+    for workload in scenario.workloads:
+        source_class = TraceWorkloadSource if workload.arrival.type == "trace" else WorkloadSource
+        sources.append(source_class(world, workload, template_names[workload.name]))
     scheduler.start()
     claim_controller.start()
     garbage_collector.start()

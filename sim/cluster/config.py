@@ -51,6 +51,11 @@ class SchedulerConfig(StrictModel):
         description="faithful: reproduce the 1.27-1.29 position quirk when recording "
         "PostFilter candidates; intended: record exactly the WaitForFirstConsumer claims",
     )
+    device_aware_policy: str | None = Field(
+        None,
+        description="GPU policy of the DeviceAware filter and score plugin, which reads the "
+        "gpushare driver's GPU state (beyond classic DRA); None = plugin off",
+    )
 
 
 class ClaimControllerConfig(StrictModel):

@@ -8,11 +8,13 @@ library; a model decides where claims go. Models are looked up by name:
 * `devices`: named devices with attributes per node, with a placement policy,
   reading the parameters of the public demo drivers.
 * `network-attached`: one pool of units reachable from a set of nodes.
+* `gpushare`: GPUs shared in thousandths, placed by a GPU policy
+  (`sim.drivers.gpu_policies`).
 
 Importing this package registers them.
 """
 
-from sim.drivers import devices, network_attached, node_local
+from sim.drivers import devices, gpushare, network_attached, node_local
 from sim.drivers.placement import (
     available_placement_policies,
     get_placement_policy,
@@ -32,6 +34,7 @@ __all__ = [
     "devices",
     "get_driver_model",
     "get_placement_policy",
+    "gpushare",
     "network_attached",
     "node_local",
     "register_driver_model",

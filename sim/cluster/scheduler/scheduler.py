@@ -120,6 +120,16 @@ class KubeScheduler:
             TaintToleration(self.table),
             NodeAffinity(self.table),
         ]
+        self.device_aware: Any = None
+        """DeviceAware plugin when `device_aware_policy` is set (drivers attached at build)."""
+        if config.device_aware_policy is not None:
+            from sim.cluster.scheduler.plugins.deviceaware import DeviceAware
+
+            self.device_aware = DeviceAware(
+                world, self.table, self.claims, self.classes, config.device_aware_policy
+            )
+            self.filter_plugins.append(self.device_aware)
+            self.score_plugins.append(self.device_aware)
         registrations: dict[str, list[EventRegistration]] = {}
         for plugin in self.filter_plugins:
             registrations[plugin.name] = plugin.events()
