@@ -3,6 +3,8 @@
 Every error a user can cause (a bad scenario, a missing file, a bad option)
 prints one line naming the file, the field, the value and what is allowed, and
 exits with code 2 without a traceback and without leaving a results directory.
+Ctrl-C during `run` prints one line and exits with code 130; the results
+directory is only created, by an atomic rename, once it is complete.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# Named explicitly: under `python -m sim.cli` the module is `__main__`.
+logger = logging.getLogger("sim.cli")
+
 USAGE_ERROR = 2
+RUN_FAILED = 1
+INTERRUPTED = 130
+"""Exit code after Ctrl-C: 128 + SIGINT, as shells report it."""
 
 
 def _print_version(value: bool) -> None:
@@ -66,13 +74,31 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(USAGE_ERROR)
 
 
-def _load(scenario_path: Path, overrides: list[str], seed: int | None) -> Any:
+def _load(scenario_path: Path, overrides: list[str], seed: str | None) -> Any:
     from sim.scenario import ScenarioError, load_scenario
 
     try:
-        return load_scenario(scenario_path, overrides=overrides, seed=seed)
+        return load_scenario(
+            scenario_path, overrides=overrides, seed=_parse_seed(seed, str(scenario_path))
+        )
     except ScenarioError as error:
         fail(str(error))
+
+
+def _parse_seed(raw: str | None, source: str) -> int | None:
+    """Return the `--seed` value as an integer.
+
+    Raises:
+        ScenarioError: the value is not a non-negative integer.
+    """
+    from sim.scenario import ScenarioError
+
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text.isdigit():
+        raise ScenarioError(source, "--seed", "invalid seed; expected an integer >= 0", raw)
+    return int(text)
 
 
 def _default_output(name: str, seed: int) -> Path:
@@ -111,7 +137,10 @@ def run(
         ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", min=0, help="Seed; overrides the scenario's.")
+        str | None,
+        typer.Option(
+            "--seed", metavar="INTEGER", help="Seed (an integer >= 0); overrides the scenario's."
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -130,19 +159,46 @@ def run(
     ] = False,
 ) -> None:
     """Run a scenario and write its results directory."""
+    try:
+        _run(scenario, output, seed, set_ or [], until, check_invariants, quiet)
+    except KeyboardInterrupt:
+        # Results.write removes its staging directory on any exception, so
+        # nothing of the run is left on disk.
+        typer.echo("interrupted; no results written", err=True)
+        raise typer.Exit(INTERRUPTED) from None
+
+
+def _run(
+    scenario: Path,
+    output: Path | None,
+    seed: str | None,
+    overrides: list[str],
+    until: float | None,
+    check_invariants: bool,
+    quiet: bool,
+) -> None:
     from sim.results import simulate
     from sim.simulation import SetupError
 
-    loaded = _load(scenario, set_ or [], seed)
+    loaded = _load(scenario, overrides, seed)
     target = output or _default_output(loaded.name, loaded.seed)
     if target.exists():
         fail(f"{target}: results directory already exists; choose another --output")
     horizon = until if until is not None else loaded.horizon_s
+    logger.info(
+        "simulating %s (seed %d, %d nodes, %d workloads) up to t=%gs",
+        loaded.name,
+        loaded.seed,
+        loaded.node_count(),
+        len(loaded.workloads),
+        horizon,
+    )
 
     progress_bar = None
     if not quiet:
         from tqdm import tqdm
 
+        # The bar appears only for runs that last longer than `delay` seconds.
         progress_bar = tqdm(
             total=horizon,
             unit="sim s",
@@ -165,10 +221,21 @@ def run(
     finally:
         if progress_bar is not None:
             progress_bar.close()
-    written = results.write(target)
-    if not quiet:
+    try:
+        written = results.write(target)
+    except OSError as error:
+        typer.echo(f"error: {target}: cannot write the results: {error}", err=True)
+        raise typer.Exit(RUN_FAILED) from None
+    logger.info("wrote %s", written)
+    if quiet:
+        return
+    try:
         print_summary(results.summary)
         typer.echo(f"results: {written}")
+    except KeyboardInterrupt:
+        # Too late for "no results written": the directory is complete.
+        typer.echo(f"interrupted; results written to {written}", err=True)
+        raise typer.Exit(INTERRUPTED) from None
 
 
 @app.command()
@@ -206,5 +273,21 @@ _register_commands()
 
 
 def main() -> None:
-    """Run the `dra-sim` command."""
-    app()
+    """Run the `dra-sim` command; usage errors print one line and exit with code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as error:
+        # Usage errors (unknown option, bad option value, missing argument).
+        if type(error).__name__ == "NoArgsIsHelpError":
+            typer.echo(error.format_message(), err=True)
+        else:
+            typer.echo(f"error: {error.format_message()}", err=True)
+        code = error.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        code = RUN_FAILED
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,7 @@ import json
 import os
 import platform
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -60,12 +60,23 @@ class Results:
         raise AttributeError(name)
 
     def write(self, directory: str | Path) -> Path:
-        """Write the results into `directory` (which must not exist yet), atomically."""
+        """Write the results into `directory` (which must not exist yet), atomically.
+
+        The files go into a hidden staging directory next to `directory`, which
+        is renamed into place when complete and removed on any failure.
+
+        Raises:
+            FileExistsError: `directory` already exists.
+            OSError: a file could not be written (nothing is left behind).
+        """
         target = Path(directory)
         if target.exists():
             raise FileExistsError(f"results directory {target} already exists")
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        # Not tempfile.mkdtemp: its mode 0700 would stay on the renamed directory,
+        # while mkdir applies the user's umask like any other new directory.
+        staging = target.parent / f".{target.name}.partial-{uuid.uuid4().hex}"
+        staging.mkdir()
         try:
             self._write_files(staging)
             os.replace(staging, target)

@@ -17,15 +17,25 @@ A scenario describes what to simulate:
 Unknown keys are errors that name the key's path and suggest the closest
 allowed key. Units are part of field names (`_s` for seconds). Every run
 writes the fully resolved scenario, with all defaults, next to its results.
+
+Every file in `scenarios/` runs in the test suite. Two comment lines, which
+the loader ignores, tell the suite how:
+
+* `# test-overrides: key=value ...`: `--set` overrides (split like a shell
+  command line) applied before the run, to shrink a large scenario so that it
+  runs in a few seconds, e.g. `# test-overrides: workloads.0.count=50`.
+* `# test-expect: metric=value ...`: summary metrics the run must produce
+  exactly. Without `pods_pending_at_end` in it, every pod must be scheduled
+  (`pods_pending_at_end=0`).
 """
 
 from __future__ import annotations
 
 import difflib
-import math
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
@@ -34,7 +44,7 @@ from sim.api.types import NodeSelector
 from sim.cluster.config import ControlPlaneConfig, Dist, StrictModel
 from sim.cluster.driver import DriverConfig
 from sim.cluster.kubelet import KubeletConfig
-from sim.drivers.registry import available_driver_models
+from sim.drivers.registry import available_driver_models, get_driver_model
 
 ATTRIBUTE = str | bool | int | float
 
@@ -172,11 +182,15 @@ class PoissonArrivals(StrictModel):
     rate_per_s: float = Field(gt=0)
 
 
+ArrivalTime = Annotated[float, Field(ge=0)]
+"""Seconds after the workload's `start_s`."""
+
+
 class BurstArrivals(StrictModel):
     """`size` pods at once at each of the given times."""
 
     type: Literal["bursts"] = "bursts"
-    at_s: list[float] = Field(min_length=1)
+    at_s: list[ArrivalTime] = Field(min_length=1)
     size: int = Field(ge=1)
 
 
@@ -184,7 +198,7 @@ class ListedArrivals(StrictModel):
     """One pod at each listed time."""
 
     type: Literal["times"] = "times"
-    at_s: list[float] = Field(min_length=1)
+    at_s: list[ArrivalTime] = Field(min_length=1)
 
 
 class TraceArrivals(StrictModel):
@@ -280,7 +294,6 @@ class Scenario(StrictModel):
     manifests: Annotated[list[str], ListField] = Field(
         default_factory=list, description="Kubernetes YAML files or folders applied at time 0"
     )
-
     @model_validator(mode="before")
     @classmethod
     def _fill_driver_inventories(cls, data: Any) -> Any:
@@ -307,6 +320,34 @@ class Scenario(StrictModel):
                 )
             filled.append(driver)
         return {**data, "drivers": filled}
+
+    @model_validator(mode="after")
+    def _check_unique_names(self) -> Scenario:
+        """Reject two entries that would create objects (or pods) with the same name."""
+        lists: list[tuple[str, list[Any]]] = [
+            ("cluster.node_pools", [pool.name for pool in self.cluster.node_pools]),
+            ("drivers", [driver.name for driver in self.drivers]),
+            ("resource_classes", [cls.name for cls in self.resource_classes]),
+            ("shared_claims", [(c.namespace, c.name) for c in self.shared_claims]),
+            ("workloads", [(w.namespace, w.name) for w in self.workloads]),
+        ]
+        for index, workload in enumerate(self.workloads):
+            lists.append((f"workloads[{index}].claims", [c.name for c in workload.claims]))
+        problems = []
+        for path, names in lists:
+            first_index: dict[Any, int] = {}
+            for index, name in enumerate(names):
+                if name in first_index:
+                    shown = name[1] if isinstance(name, tuple) else name
+                    problems.append(
+                        f"{path}[{index}].name: duplicate name {shown!r} "
+                        f"(also {path}[{first_index[name]}]); names must be unique"
+                    )
+                else:
+                    first_index[name] = index
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:
@@ -414,6 +455,14 @@ def _model_fields(model: type[BaseModel]) -> list[str]:
     return sorted(info.alias or name for name, info in model.model_fields.items())
 
 
+def _suggestion(key: str, allowed: Sequence[str]) -> str:
+    """Return "; did you mean 'x'?" for the allowed key closest to `key`, or ""."""
+    # A unit suffix left out (`rate` for `rate_per_s`) is too short for difflib's cutoff.
+    extended = [name for name in allowed if name.startswith(f"{key}_")]
+    close = extended or difflib.get_close_matches(key, allowed, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _describe_location(loc: Sequence[str | int]) -> str:
     path = ""
     for part in loc:
@@ -424,60 +473,178 @@ def _describe_location(loc: Sequence[str | int]) -> str:
     return path
 
 
-def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
-    """Walk the scenario schema along a location and return the model found there."""
-    model: type[BaseModel] | None = Scenario
-    for part in loc:
-        if model is None:
-            return None
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            # Discriminated unions add the tag as a location part.
-            continue
-        model = _inner_model(field.annotation)
-    return model
+def _alternatives(annotation: Any) -> list[Any]:
+    """Return the types a value of `annotation` can have, with unions split and None dropped."""
+    if annotation is None or annotation is type(None):
+        return []
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _alternatives(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        found: list[Any] = []
+        for argument in get_args(annotation):
+            found.extend(_alternatives(argument))
+        return found
+    return [annotation]
 
 
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for argument in getattr(annotation, "__args__", ()) or ():
-        found = _inner_model(argument)
-        if found is not None:
-            return found
-    metadata_origin = getattr(annotation, "__origin__", None)
-    if metadata_origin is not None:
-        return _inner_model(metadata_origin)
+def _union_tag(option: Any) -> str | None:
+    """Return the name pydantic gives a union member in error locations.
+
+    That is the `type` value of a tagged model (a discriminated union such as
+    `arrival`) and the class name of any other class (`str`, `int`, ...).
+    """
+    if isinstance(option, type) and issubclass(option, BaseModel):
+        field = option.model_fields.get("type")
+        if field is not None and isinstance(field.default, str):
+            return field.default
+    if isinstance(option, type):
+        return option.__name__
     return None
 
 
-def format_validation_error(error: ValidationError, source: str) -> ScenarioError:
-    """Turn pydantic's first error into one readable ScenarioError."""
-    first = error.errors()[0]
-    loc = [part for part in first["loc"] if not (isinstance(part, str) and "[" in part)]
+def _field_named(model: type[BaseModel], key: str) -> Any:
+    for name, info in model.model_fields.items():
+        if key in (name, info.alias):
+            return info
+    return None
+
+
+def _child_annotation(options: list[Any], part: str | int) -> Any:
+    """Return the annotation found one step below `options` at a field, key or index."""
+    for option in options:
+        origin = get_origin(option)
+        if isinstance(part, int):
+            if origin in (list, tuple):
+                return get_args(option)[0]
+            continue
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            field = _field_named(option, part)
+            if field is not None:
+                return field.annotation
+        elif origin is dict:
+            return get_args(option)[1]
+    return None
+
+
+def _walk_location(
+    loc: Sequence[str | int], root: type[BaseModel]
+) -> tuple[list[str | int], list[Any]]:
+    """Follow a pydantic error location through the schema.
+
+    Returns:
+        The location without the parts pydantic adds for unions and
+        validators (`poisson` in `arrival.poisson.rate_per_s`, `str` in
+        `cpu.str`), and the types possible at its end.
+    """
+    path: list[str | int] = []
+    options: list[Any] = [root]
+    for part in loc:
+        if isinstance(part, str) and "[" in part:
+            # Validator wrappers such as `function-after[...]` and tags such as `list[...]`.
+            continue
+        if isinstance(part, str) and len(options) > 1:
+            chosen = [option for option in options if _union_tag(option) == part]
+            if chosen:
+                options = chosen
+                continue
+        path.append(part)
+        options = _alternatives(_child_annotation(options, part))
+    return path, options
+
+
+def format_validation_error(
+    error: ValidationError,
+    source: str,
+    *,
+    root: type[BaseModel] = Scenario,
+    prefix: Sequence[str | int] = (),
+) -> ScenarioError:
+    """Turn pydantic's first error into one readable ScenarioError.
+
+    Args:
+        error: the error raised when validating data against `root`.
+        source: file name for the message.
+        root: the model that was validated.
+        prefix: location of that model's data inside the scenario.
+    """
+    errors = error.errors()
+    # A misspelt key also makes the key it was meant to be missing: report the misspelling.
+    unknown = [item for item in errors if item["type"] == "extra_forbidden"]
+    first = unknown[0] if unknown else errors[0]
+    loc, _ = _walk_location(first["loc"], root)
     kind = first["type"]
-    path = _describe_location(loc)
+    path = _describe_location([*prefix, *loc])
     value = first.get("input")
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        allowed = _model_fields(parent) if parent is not None else []
-        key = str(loc[-1])
-        suggestion = difflib.get_close_matches(key, allowed, n=1)
-        hint = f"; did you mean {suggestion[0]!r}?" if suggestion else ""
+        _, parents = _walk_location(first["loc"][:-1], root)
+        allowed = sorted(
+            {
+                key
+                for parent in parents
+                if isinstance(parent, type) and issubclass(parent, BaseModel)
+                for key in _model_fields(parent)
+            }
+        )
+        hint = _suggestion(str(loc[-1]), allowed)
         return ScenarioError(source, path, f"unknown key{hint} (allowed: {', '.join(allowed)})")
-    message = first["msg"]
     if kind == "missing":
         return ScenarioError(source, path, "required key is missing")
+    message = first["msg"]
     if kind == "value_error":
         message = message.removeprefix("Value error, ")
         if not path:
             # Cross-field checks put the path at the start of their message.
             return ScenarioError(source, "", message)
-    if isinstance(value, Mapping | list):
-        value = None
+    # A value that fits no member of a union fails once per member: list them all.
+    expected = []
+    for other in errors:
+        if _walk_location(other["loc"], root)[0] == loc and other["msg"] not in expected:
+            expected.append(other["msg"])
+    if len(expected) > 1:
+        message = "invalid value; expected " + " or ".join(
+            text.removeprefix("Input should be ") for text in expected
+        )
     return ScenarioError(source, path, message, value)
+
+
+def _driver_error(error: ValidationError, source: str) -> ScenarioError | None:
+    """Return a precise error for a driver's model name or model settings, else None.
+
+    `DriverConfig` checks its model as a whole, so pydantic reports the problem
+    at `drivers[i]`. This function repeats the check to find the field and value.
+    """
+    first = error.errors()[0]
+    loc = first["loc"]
+    driver = first.get("input")
+    if (
+        first["type"] != "value_error"
+        or len(loc) != 2
+        or loc[0] != "drivers"
+        or not isinstance(loc[1], int)
+        or not isinstance(driver, Mapping)
+    ):
+        return None
+    prefix: list[str | int] = ["drivers", loc[1]]
+    model = driver.get("model", DriverConfig.model_fields["model"].default)
+    available = available_driver_models()
+    if model not in available:
+        suggestion = difflib.get_close_matches(str(model), available, n=1)
+        hint = f"; did you mean {suggestion[0]!r}?" if suggestion else ""
+        return ScenarioError(
+            source,
+            _describe_location([*prefix, "model"]),
+            f"unknown driver model{hint} (available: {', '.join(available)})",
+            model,
+        )
+    settings_model = get_driver_model(model).Settings
+    try:
+        settings_model.model_validate(driver.get("model_settings") or {})
+    except ValidationError as settings_error:
+        return format_validation_error(
+            settings_error, source, root=settings_model, prefix=[*prefix, "model_settings"]
+        )
+    return None
 
 
 def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
@@ -491,7 +658,7 @@ def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as error:
-        raise format_validation_error(error, source) from None
+        raise _driver_error(error, source) or format_validation_error(error, source) from None
 
 
 def read_scenario_data(path: str | Path) -> dict[str, Any]:
@@ -575,18 +742,33 @@ def _split_key(key: str) -> list[str]:
     return parts
 
 
+def _join_key(parts: Sequence[str]) -> str:
+    return "".join(
+        part if part.startswith("[") or not index else f".{part}"
+        for index, part in enumerate(parts)
+    )
+
+
+def _holds_keys(annotation: Any) -> bool:
+    """Return whether a value of this type has keys or items that an override may set."""
+    for option in _alternatives(annotation):
+        if option is Any or get_origin(option) in (dict, list, tuple):
+            return True
+        if isinstance(option, type) and issubclass(option, BaseModel | dict | list | tuple):
+            return True
+    return False
+
+
 def _set_path(container: Any, parts: list[str], value: Any, *, source: str, override: str) -> None:
-    walked: list[str] = []
     models: list[type[BaseModel]] = [Scenario]
     for position, part in enumerate(parts):
         last = position == len(parts) - 1
-        walked.append(part)
+        path = _join_key(parts[: position + 1])
         if isinstance(container, list):
             index = _list_index(container, part)
             if index is None:
                 raise ScenarioError(
-                    source, ".".join(walked), "no such list entry (use an index or [name])",
-                    override,
+                    source, path, "no such list entry (use an index or [name])", override
                 )
             if last:
                 container[index] = value
@@ -594,22 +776,27 @@ def _set_path(container: Any, parts: list[str], value: Any, *, source: str, over
             container = container[index]
             continue
         if not isinstance(container, dict):
-            raise ScenarioError(
-                source, ".".join(walked), "cannot set a key inside a plain value", override
-            )
+            raise ScenarioError(source, path, "cannot set a key inside a plain value", override)
         model = _pick_model(models, container)
         allowed = _model_fields(model) if model is not None else []
         if model is not None and part not in allowed:
-            suggestion = difflib.get_close_matches(part, allowed, n=1)
-            hint = f"; did you mean {suggestion[0]!r}?" if suggestion else ""
             raise ScenarioError(
-                source, ".".join(walked), f"unknown key{hint} (allowed: {', '.join(allowed)})",
+                source,
+                path,
+                f"unknown key{_suggestion(part, allowed)} (allowed: {', '.join(allowed)})",
                 override,
             )
         if last:
             container[part] = value
             return
-        field = model.model_fields.get(part) if model is not None else None
+        field = _field_named(model, part) if model is not None else None
+        if field is not None and not _holds_keys(field.annotation):
+            raise ScenarioError(
+                source,
+                _join_key(parts[: position + 2]),
+                f"cannot set a key inside a plain value ({part} is not a mapping or list)",
+                override,
+            )
         models = _models_in(field.annotation) if field is not None else []
         if part not in container or container[part] is None:
             container[part] = {}
@@ -681,20 +868,13 @@ def load_scenario(
 
 
 def resolved_data(scenario: Scenario) -> dict[str, Any]:
-    """Return the scenario with every default written out (for `scenario.resolved.yaml`)."""
-    data: dict[str, Any] = _finite(scenario.model_dump(mode="json", by_alias=True))
+    """Return the scenario with every default written out (for `scenario.resolved.yaml`).
+
+    The data is plain YAML-able values. Infinite floats stay floats, which
+    YAML writes as `.inf` and reads back as infinity.
+    """
+    data: dict[str, Any] = scenario.model_dump(mode="json", by_alias=True)
     return data
-
-
-def _finite(value: Any) -> Any:
-    """Replace infinities, which YAML readers disagree on, by the string ".inf"."""
-    if isinstance(value, float) and math.isinf(value):
-        return ".inf" if value > 0 else "-.inf"
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
 
 
 def known_driver_models() -> list[str]:
