@@ -66,7 +66,14 @@ _NODE_SELECTOR_OPERATORS = (_Op.IN, _Op.NOT_IN, _Op.EXISTS, _Op.DOES_NOT_EXIST, 
 _LABEL_SELECTOR_OPERATORS = (_Op.IN, _Op.NOT_IN, _Op.EXISTS, _Op.DOES_NOT_EXIST)
 _NODE_FIELD_OPERATORS = (_Op.IN, _Op.NOT_IN)
 NODE_NAME_FIELD = "metadata.name"
-SUPPORTED_FIELD_SELECTOR_FIELDS = ("metadata.name", "metadata.namespace")
+SUPPORTED_FIELD_SELECTOR_FIELDS = (
+    "metadata.name",
+    "metadata.namespace",
+    "spec.nodeName",
+    "status.phase",
+)
+"""Fields a list or watch may select on. The API server accepts `spec.nodeName` and
+`status.phase` only for Pods; here they read as "" on kinds that lack them."""
 
 
 class SelectorError(ValueError):
@@ -999,16 +1006,30 @@ class FieldSelector:
     def matches(self, obj: TopLevelObject) -> bool:
         """Evaluate the selector on one object (the namespace of a cluster-scoped object is "")."""
         for requirement in self.requirements:
-            if requirement.field == "metadata.name":
-                actual = obj.metadata.name
-            else:
-                actual = obj.metadata.namespace
-            if not requirement.matches_value(actual):
+            if not requirement.matches_value(field_value(obj, requirement.field)):
                 return False
         return True
 
+    def equality_value(self, field: str) -> str | None:
+        """Return the value that `field=value` in this selector requires, or None."""
+        for requirement in self.requirements:
+            if requirement.field == field and not requirement.negate:
+                return requirement.value
+        return None
+
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.requirements)
+
+
+def field_value(obj: TopLevelObject, field: str) -> str:
+    """Return an object's value of a supported field selector field ("" when it has none)."""
+    if field == "metadata.name":
+        return obj.metadata.name
+    if field == "metadata.namespace":
+        return obj.metadata.namespace
+    if field == "spec.nodeName":
+        return str(getattr(getattr(obj, "spec", None), "node_name", "") or "")
+    return str(getattr(getattr(obj, "status", None), "phase", "") or "")
 
 
 def _split_field_term(term: str) -> tuple[str, str, bool] | None:

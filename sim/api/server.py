@@ -40,6 +40,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import builtins
 import copy
 import json
 import random
@@ -64,6 +65,7 @@ from sim.api.selectors import (
     FieldSelector,
     LabelSelector,
     SelectorError,
+    field_value,
     parse_field_selector,
     parse_label_selector,
 )
@@ -317,6 +319,8 @@ class Watch:
         self._after = start_resource_version  # events at or below this revision are skipped
         self._detach = detach
         self._stopped = False
+        self.index_value: str | None = None
+        """The `spec.nodeName` value the server indexes this watch under, if any."""
 
     @property
     def stopped(self) -> bool:
@@ -621,6 +625,8 @@ class APIServer:
         self._history_limit = watch_history
         self._history_floor = _INITIAL_RESOURCE_VERSION  # newest revision no longer in the history
         self._watchers: dict[str, list[Watch]] = {}
+        self._node_watchers: dict[str, dict[str, list[Watch]]] = {}
+        """Watches with a `spec.nodeName=<node>` field selector, by kind and node."""
         self._pending: deque[tuple[WriteRecord, _Change]] = deque()
         self._delivering = False
         self._gc_queue: deque[TopLevelObject] = deque()  # removed objects whose dependents need GC
@@ -917,7 +923,13 @@ class APIServer:
         delivered = self._rv - len(self._pending)
         after = self._rv if text in ("", "0") else max(start, delivered)
         watch = Watch(kind, scope, labels, fields, callback, after, self._detach)
-        self._watchers.setdefault(kind, []).append(watch)
+        node_name = fields.equality_value("spec.nodeName") if fields is not None else None
+        if node_name is not None:
+            # Like the watch cache's pod index: a kubelet's watch only sees its node's pods.
+            watch.index_value = node_name
+            self._node_watchers.setdefault(kind, {}).setdefault(node_name, []).append(watch)
+        else:
+            self._watchers.setdefault(kind, []).append(watch)
 
         # Writes made by the callback during the initial events are queued behind them.
         outer_delivery = self._delivering
@@ -938,6 +950,19 @@ class APIServer:
         self._finish_request()
         return watch
 
+    @staticmethod
+    def _indexed_watchers(
+        indexed: dict[str, builtins.list[Watch]], change: _Change
+    ) -> builtins.list[Watch]:
+        """Return the node-indexed watches that may care about a change (old and new node)."""
+        nodes = {field_value(change.object, "spec.nodeName")}
+        if change.previous is not None:
+            nodes.add(field_value(change.previous, "spec.nodeName"))
+        found: builtins.list[Watch] = []
+        for node in sorted(nodes):
+            found.extend(indexed.get(node, ()))
+        return found
+
     def _history_between(self, after: int, up_to: int) -> Iterator[_Change]:
         """Yield kept changes with after < resourceVersion <= up_to, oldest first."""
         newer: _ChangeList = []
@@ -949,7 +974,10 @@ class APIServer:
         return reversed(newer)
 
     def _detach(self, watch: Watch) -> None:
-        watchers = self._watchers.get(watch.kind, [])
+        if watch.index_value is not None:
+            watchers = self._node_watchers.get(watch.kind, {}).get(watch.index_value, [])
+        else:
+            watchers = self._watchers.get(watch.kind, [])
         if watch in watchers:
             watchers.remove(watch)
 
@@ -1079,6 +1107,10 @@ class APIServer:
                     self._on_write(record)
                 for watch in tuple(self._watchers.get(change.kind, ())):
                     watch._offer(change)
+                indexed = self._node_watchers.get(change.kind)
+                if indexed:
+                    for watch in self._indexed_watchers(indexed, change):
+                        watch._offer(change)
         finally:
             self._delivering = False
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import simpy
 
-from sim.api.errors import APIError, NotFound
+from sim.api.errors import APIError, Conflict, NotFound
 from sim.api.types import (
     AllocationMode,
     ObjectMeta,
@@ -458,9 +458,12 @@ class ResourceClaimController:
                 yield from self._sync(key)
             except (APIError, SyncError, ClaimNameError) as error:
                 retries = self.queue.num_requeues(key)
-                # Failed syncs are routine (stale caches) and retried: the first failure of a
-                # key is logged at info level, its retries at debug level.
-                level = logging.INFO if retries == 0 else logging.DEBUG
+                # Conflicts and vanished objects are routine races with stale caches: they
+                # are logged at info level. Other first failures are warnings, retries debug.
+                level = logging.DEBUG
+                if retries == 0:
+                    routine = isinstance(error, Conflict | NotFound)
+                    level = logging.INFO if routine else logging.WARNING
                 logger.log(
                     level, "t=%.6f %s failed (retry %d with backoff): %s",
                     self.world.now, key, retries + 1, error,

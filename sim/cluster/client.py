@@ -287,12 +287,14 @@ class Informer:
         component: str,
         *,
         namespace: str | None = None,
+        field_selector: str | None = None,
         watch_delay_s: Distribution | None = None,
     ) -> None:
         self.world = world
         self.kind = kind
         self.component = component
         self.namespace = namespace
+        self.field_selector = field_selector
         self.cache: dict[str, Any] = {}
         self._env = world.env
         self._delay = watch_delay_s if watch_delay_s is not None else world.config.watch_delay_s
@@ -333,7 +335,9 @@ class Informer:
         if self._started:
             return
         self._started = True
-        listed = self.world.api.list(self.kind, self.namespace)
+        listed = self.world.api.list(
+            self.kind, self.namespace, field_selector=self.field_selector
+        )
         for obj in listed.items:
             self._store(obj)
         for obj in listed.items:
@@ -343,6 +347,7 @@ class Informer:
             self.kind,
             self.namespace,
             resource_version=listed.resource_version,
+            field_selector=self.field_selector,
             callback=self._on_watch_event,
         )
 

@@ -498,9 +498,7 @@ class Kubelet:
     force delete here: the pod object is gone before unprepare ends, and the
     resourceclaim controller may release the claims meanwhile.
 
-    Simplified: the kubelet watches every pod and ignores other nodes' pods,
-    where a real kubelet lists and watches with a `spec.nodeName` field
-    selector. While the kubelet is down its informer keeps its cache, and the
+    Simplified: while the kubelet is down its informer keeps its cache, and the
     restart rebuilds the workers from that cache as a fresh list would. The
     status manager's GET + strategic-merge PATCH is a GET + status update,
     retried on 409. Only phase and startTime are written; the kubelet writes
@@ -533,7 +531,10 @@ class Kubelet:
         for plugin in plugins:
             self.register_plugin(plugin)
         self.client = APIClient(world, self.component, qps=self.config.qps, burst=self.config.burst)
-        self.pods = Informer(world, "Pod", self.component)
+        # A kubelet lists and watches only its own node's pods, by field selector.
+        self.pods = Informer(
+            world, "Pod", self.component, field_selector=f"spec.nodeName={node_name}"
+        )
         self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
         self._latency_rng = world.streams.stream(f"{self.component}/plugin-latency")
         self._retry_rng = world.streams.stream(f"{self.component}/retry-jitter")

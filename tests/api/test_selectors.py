@@ -1001,10 +1001,10 @@ def test_field_selector_matches(text: str, obj: Pod | Node, expected: bool) -> N
         pytest.param("metadata.name=a=b", 0, "expected field=value", id="two-operators"),
         pytest.param("metadata.name=a,spec", 16, "cannot parse 'spec'", id="second-term"),
         pytest.param(
-            "spec.nodeName=n1",
+            "spec.hostname=n1",
             0,
-            "field 'spec.nodeName' is not supported. Supported fields: metadata.name, "
-            "metadata.namespace",
+            "field 'spec.hostname' is not supported. Supported fields: metadata.name, "
+            "metadata.namespace, spec.nodeName, status.phase",
             id="unsupported-field",
         ),
         pytest.param(

@@ -499,7 +499,7 @@ def test_list_filters(
     "kwargs",
     [
         {"label_selector": "team in red"},
-        {"field_selector": "spec.nodeName=n1"},
+        {"field_selector": "spec.hostname=n1"},
         {"limit": -1},
         {"continue_token": "not-a-token"},
     ],
@@ -1586,3 +1586,19 @@ def test_gc_writes_are_recorded(recorded: APIServer, records: list[WriteRecord])
         ("delete", "PodSchedulingContext", "DELETED"),
         ("delete", "ResourceClaim", "DELETED"),
     ]
+
+
+def test_node_name_watch_sees_only_its_pods() -> None:
+    from sim.api.types import Pod, PodSpec
+
+    api = APIServer()
+    seen: list[tuple[str, str]] = []
+    api.watch(
+        "Pod", field_selector="spec.nodeName=n1",
+        callback=lambda event: seen.append((event.type, event.object.metadata.name)),
+    )
+    api.create(Pod(metadata=ObjectMeta(name="a", namespace="default")))
+    api.create(Pod(metadata=ObjectMeta(name="b", namespace="default"), spec=PodSpec(node_name="n2")))
+    api.bind("default", "a", "n1")
+    api.delete("Pod", "a", "default")
+    assert seen == [("ADDED", "a"), ("DELETED", "a")]
