@@ -26,7 +26,7 @@ class ResultsDirectoryError(ValueError):
 
 
 def read_results(directory: str | Path) -> Results:
-    """Read a results directory, with an error that says what is missing.
+    """Read a results directory, raising an error that names what is missing.
 
     Raises:
         ResultsDirectoryError: the path does not exist, is not a folder, or

@@ -105,13 +105,13 @@ def pod_claim_links(results: Results) -> pd.DataFrame:
     name, "" when unknown), `claim_uid`, `claim`.
 
     Pods of a scenario workload are matched through the workload's claim
-    entries: a template entry to the first generated claim created during the
-    pod's life whose name the resourceclaim controller derives from the pod
-    and the entry (`<pod>-<entry>` in 1.27, plus a random suffix of 5
-    characters in 1.28 and, after a hyphen, in 1.29), a shared entry to the
-    claim of that name that existed when the pod was created. Pods that no
-    scenario workload describes (from manifests) are matched to generated
-    claims whose name starts with `<pod>-`.
+    entries. A template entry matches the first generated claim, created
+    during the pod's life, whose name the resourceclaim controller derives
+    from the pod and the entry: `<pod>-<entry>` in 1.27, followed by 5 random
+    characters in 1.28, and by a hyphen and 5 random characters in 1.29. A
+    shared entry matches the claim of that name that existed when the pod was
+    created. Pods that no scenario workload describes (from manifests) are
+    matched to generated claims whose name starts with `<pod>-`.
     """
     pods = table(results, "pods")
     claims = table(results, "claims")
@@ -186,8 +186,8 @@ def _unknown_pod_claims(
 ) -> list[tuple[str, str]]:
     """Return generated claims named `<pod>-...` created during the pod's life.
 
-    `generated` holds (namespace, name, record) sorted by namespace and name,
-    so the claims with the prefix form one contiguous range.
+    `generated` contains (namespace, name, record) sorted by namespace and
+    name, so the claims with the prefix form one contiguous range.
     """
     prefix = pod + "-"
     index = bisect.bisect_left(generated, (namespace, prefix), key=lambda item: item[:2])
@@ -282,8 +282,9 @@ def count_over_time(
     """Return the number of intervals `[start, end)` that cover each instant, as a step function.
 
     NaN starts are skipped and NaN ends mean "still open at `end_s`". The
-    result is `(times, counts)`, where `counts[i]` holds from `times[i]` to
-    `times[i + 1]`; it starts at time 0 and ends with a point at `end_s`.
+    result is `(times, counts)`, where `counts[i]` is the count from
+    `times[i]` to `times[i + 1]`. It starts at time 0 and ends with a point at
+    `end_s`.
     """
     return level_over_time(starts, ends, None, end_s)
 
@@ -333,7 +334,8 @@ def pods_over_time(results: Results) -> pd.DataFrame:
 
     A pod is pending from its creation until it is bound (or removed), and
     running from its first Running write until it finishes (or is removed).
-    Columns: `time_s`, `pending`, `running`; each row holds until the next.
+    Columns: `time_s`, `pending`, `running`. Each row's counts last until the
+    next row.
     """
     pods = table(results, "pods")
     end = end_time_s(results)
@@ -437,9 +439,10 @@ def claim_allocations(results: Results) -> pd.DataFrame:
     was being deleted shows no transition for the deallocation, so its
     allocation ends at the claim's `deallocated_s`.
 
-    NOTE: `claims.nodes` lists distinct nodes in order of first allocation, so
-    the node of the i-th allocation is only known when every allocation of the
-    claim went to a new node; otherwise later allocations get the last node.
+    NOTE: `claims.nodes` lists distinct nodes in order of first allocation.
+    The node of the i-th allocation is therefore only known when every
+    allocation of the claim went to a new node. Otherwise later allocations
+    get the last node listed.
     """
     columns = [
         "claim_uid",

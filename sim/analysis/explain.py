@@ -6,7 +6,7 @@ everything the results tables know about it, merged from three tables:
 * `events`: state transitions, with the component that caused each and its
   reason;
 * `api_requests`: every request on the object (and, for a pod, on its claims
-  and its PodSchedulingContext), with the result code; a write that caused a
+  and its PodSchedulingContext), with the result code. A write that caused a
   transition is shown once, on the transition's line;
 * `cycles`: every scheduling attempt, with the selected node, the number of
   feasible nodes and the status message.
@@ -43,7 +43,7 @@ SAME_TIME_S = 1e-9
 """Two recorded times closer than this are the same simulated instant."""
 
 BUSY_GAP_S = 0.05
-"""Longest pause between attempts of a busy kube-scheduler (a cycle plus a few API requests), s."""
+"""Maximum pause between attempts of a busy kube-scheduler (a cycle and a few requests), s."""
 
 MIN_WAIT_S = 1e-3
 """Shorter gaps between a pod's scheduling attempts are not reported as waits, seconds."""
@@ -228,7 +228,7 @@ class _Context:
         return story
 
     def _is_shared(self, claim_uid: str) -> bool:
-        """Whether more than one pod uses the claim."""
+        """Return whether more than one pod uses the claim."""
         return int((self.links["claim_uid"] == claim_uid).sum()) > 1
 
     def _own_share(
@@ -362,7 +362,9 @@ class _Context:
 
     def _claim_facts(self, claim: Any, consumers: list[str]) -> list[str]:
         shareable = claim.shareable
-        sharing = "unknown" if pd.isna(shareable) else ("yes" if shareable else "no")
+        sharing = "unknown"
+        if not pd.isna(shareable):
+            sharing = "yes" if shareable else "no"
         origin = "generated from a template" if bool(claim.generated) else "created by a user"
         allocations = derived.as_int(claim.allocations)
         deallocations = derived.as_int(claim.deallocations)
@@ -565,7 +567,7 @@ class _Context:
         return steps
 
     def _busy_between(self, pod_uid: str, since: float, until: float) -> bool:
-        """Whether kube-scheduler ran other pods' attempts back to back from `since` to `until`."""
+        """Return whether kube-scheduler ran other pods' attempts back to back in the window."""
         cycles = self.cycles
         starts = cycles.loc[
             (cycles["pod_uid"] != pod_uid)
@@ -602,6 +604,7 @@ class _Context:
                     "pod out of activeQ)"
                 )
             return ""
+
         attempts = derived.as_int(previous.attempt)
         backoff = min(config.pod_initial_backoff_s * 2 ** (attempts - 1), config.pod_max_backoff_s)
         sweep = config.backoff_flush_interval_s
@@ -611,6 +614,7 @@ class _Context:
                 f" (consistent with the backoff of {backoff:g} s after {attempts} attempt(s), "
                 f"released by the backoffQ sweep at t={release:.3f} s)"
             )
+
         unschedulable_sweep = config.unschedulable_flush_interval_s
         on_leftover = abs(until / unschedulable_sweep - round(until / unschedulable_sweep)) < 1e-6
         if on_leftover and until - since >= config.pod_max_in_unschedulable_pods_s:
@@ -618,6 +622,7 @@ class _Context:
                 f" (consistent with the sweep every {unschedulable_sweep:g} s that retries pods "
                 f"unschedulable for more than {config.pod_max_in_unschedulable_pods_s:g} s)"
             )
+
         write = self._last_write_step(pod, claim_uids, since, until)
         if write is not None:
             return (
@@ -644,8 +649,15 @@ class _Context:
         related = pd.concat(frames)
         if related.empty:
             return related
+        # kube-scheduler's own PodScheduled condition patch never requeues a pod.
+        own_condition = (
+            (related["component"] == "kube-scheduler")
+            & (related["resource"] == "pods")
+            & (related["subresource"] == "status")
+        )
         return related[
             related["write"]
+            & ~own_condition
             & (related["code"] < 400)
             & (related["time_s"] > since)
             & (related["time_s"] <= until)

@@ -2,10 +2,10 @@
 
 Every `plot_*` function takes `Results` and returns a matplotlib `Figure` with
 a title, axis labels with units and a legend. Figures are built with the
-object-oriented API on an Agg canvas that this module attaches to each figure,
-so drawing never depends on, or changes, the global pyplot backend: the same
-functions work in a headless report, in a test and in a notebook (where
-`%matplotlib inline` displays the returned figure).
+object-oriented API on an Agg canvas that this module attaches to each figure.
+Drawing therefore never depends on, or changes, the global pyplot backend, and
+the same functions work in a headless report, in a test and in a notebook
+(where `%matplotlib inline` displays the returned figure).
 
 The numbers come from `sim.analysis.derived`, so a test can compare a plotted
 line with the derived data it should show.
@@ -59,7 +59,7 @@ STATE_COLORS: dict[str, str] = {
     "DeallocationRequested": "#fd8d3c",
     "claim Deleting": "#525252",
 }
-"""Bar colour of each state; claim states that share a name with a pod state are prefixed."""
+"""Bar colour of each state. Claim states that share a name with a pod state are prefixed."""
 OTHER_STATE_COLOR = "#e7298a"
 
 DPI = 110
@@ -140,7 +140,8 @@ def plot_pods_over_time(results: Results) -> Figure:
     axes.set_ylabel("pods")
     axes.set_title(f"Pending and running pods ({_run_label(results)})")
     axes.set_xlim(0, derived.end_time_s(results) or None)
-    axes.set_ylim(bottom=0)
+    highest = float(max(levels["pending"].max(), levels["running"].max(), 1.0))
+    axes.set_ylim(0, highest * 1.2)
     axes.legend(loc="upper right")
     return figure
 
@@ -311,7 +312,7 @@ def plot_deallocations_and_conflicts(results: Results, bin_s: float | None = Non
     """Plot deallocations (by driver) and 409 conflicts (by component) per time bin.
 
     Bins are `bin_s` seconds wide (by default a round width giving about 60
-    bins over the run); bars of one bin are stacked.
+    bins over the run), and the bars of one bin are stacked.
     """
     end = derived.end_time_s(results)
     width = bin_s if bin_s is not None else derived.bin_width_s(end)
@@ -357,7 +358,7 @@ def plot_timeline(results: Results, max_pods: int = 25, seed: int = 0) -> Figure
     """Draw a Gantt chart of pod and claim states, with each scheduling attempt marked.
 
     With more than `max_pods` pods, a random sample of `max_pods` pods drawn
-    with `seed` is shown (the title says so). Each pod row is followed by the
+    with `seed` is shown, and the title states the sample. Each pod row is followed by the
     rows of its claims; a shared claim is drawn once, under its first pod.
     Bars are the states of the `events` table; a bar stops at a terminal
     state (Succeeded, Failed, Deleted).

@@ -1,11 +1,11 @@
 """The HTML report of one results directory.
 
 `write_report(directory)` draws every plot of `sim.analysis.plots.PLOTS`,
-writes each as `plots/<name>.png` and writes `report.html`: one
-self-contained page with the run's facts, the summary metrics and every plot
-embedded as a base64 `data:` URI, so the page needs no other file and no
-network. Each file is written to a temporary name and renamed into place, so
-an interrupted report never leaves a half-written file.
+writes each as `plots/<name>.png` and writes `report.html`. The page shows
+the run's facts, the summary metrics and every plot, embedded as a base64
+`data:` URI, so it needs no other file and no network. Each file is written
+to a temporary name and renamed into place, so an interrupted report never
+leaves a half-written file.
 """
 
 from __future__ import annotations

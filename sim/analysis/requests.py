@@ -3,8 +3,9 @@
 The `api_requests` table records who sent which request and its result code,
 but not the reason the component gave for it. The descriptions here are
 therefore derived from the request's shape (component, verb, resource,
-subresource) and from what the claim was doing at that moment; each
-component sends only a few kinds of request, listed in the component's code.
+subresource) and from what the claim was doing at that moment. This works
+because each component sends only a few kinds of request, listed in the
+component's code.
 Transitions of the `events` table carry the component's own reason, which the
 story always prints next to the description.
 """
@@ -44,7 +45,7 @@ KIND_RESOURCES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ClaimFacts:
-    """What the `claims` table says about one claim, for describing requests on it."""
+    """Facts of the `claims` table about one claim, for describing requests on it."""
 
     name: str
     mode: str

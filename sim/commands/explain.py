@@ -10,7 +10,7 @@ import typer
 
 
 class ObjectKind(StrEnum):
-    """Kinds of object `explain` tells the story of."""
+    """Kinds of object whose story `explain` prints."""
 
     POD = "pod"
     CLAIM = "claim"

@@ -1,11 +1,12 @@
 """Small results directories, run once per test session, that the analysis tests read.
 
-`mixed`: three GPU nodes in two pools (gpu-a: 2 nodes x 4 devices, gpu-b:
-1 node x 2 devices), one `devices` driver, and three workloads: `train` (five
-pods, WaitForFirstConsumer template claims for 2 devices, 30 s each), `infer`
-(three pods, Immediate template claims for 1 device, 15 s each) and
-`notebook` (three pods sharing the WaitForFirstConsumer claim `shared-gpu`,
-10 s each). The runs are written to disk and read back, so the tests see what
+`mixed` has three GPU nodes in two pools (gpu-a: 2 nodes x 4 devices, gpu-b:
+1 node x 2 devices) and one `devices` driver. Its three workloads are:
+
+* `train`: five pods, WaitForFirstConsumer template claims for 2 devices, 30 s each;
+* `infer`: three pods, Immediate template claims for 1 device, 15 s each;
+* `notebook`: three pods sharing the WaitForFirstConsumer claim `shared-gpu`, 10 s each.
+ The runs are written to disk and read back, so the tests see what
 `dra-sim report` sees.
 """
 

@@ -1,7 +1,7 @@
 """Tests of `explain`: the story of one pod or claim, in order, with components and reasons.
 
-The runs are small and acceptance-like: one pod `job-0` asks for one device
-through a claim template on a cluster of two nodes with one device each; the
+The runs are small and acceptance-like: one pod `job-0` requests one device
+through a claim template on a cluster of two nodes with one device each. The
 driver allocates in 0.05 s and the pod runs for 5 s. The mixed run of
 `conftest.py` supplies a shared claim.
 """
@@ -134,7 +134,7 @@ def test_pod_story_lists_every_attempt_and_wait(wffc: Results) -> None:
     assert "of 2 feasible nodes" in attempts[0].text
     assert "DynamicResources returned Pending" in attempts[0].text
     assert "assumed the pod there" in attempts[-1].text
-    # The last wait is the driver's allocation plus backoff; the story says which.
+    # The last wait covers the driver's allocation and a backoff, and the story names the backoff.
     assert "backoff" in waits[-1].text
     assert all(step.actor == "kube-scheduler" for step in attempts + waits)
 
