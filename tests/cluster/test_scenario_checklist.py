@@ -439,12 +439,6 @@ def test_template_claim_flow_without_hints_in_1_29() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a pod woken while the scheduling loop waits is popped before the waking event "
-    "sets moveRequestCycle, so its next failure goes to backoffQ (4 s here) although no "
-    "event arrived during that cycle",
-)
 def test_no_hints_flow_skips_backoff() -> None:
     sim = template_flow("1.29", False, nodes=1)
     run_until(sim, 10.0)
@@ -526,12 +520,6 @@ def test_full_selected_node_is_reported_unsuitable() -> None:
     assert sim.drivers[GPU].model_calls["allocate"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the status update that reports the selected node unsuitable wakes the pod and "
-    "is replayed when that cycle ends, so a fourth cycle rewrites selectedNode from a "
-    "stale copy (409, then server-side apply)",
-)
 def test_full_selected_node_costs_three_attempts() -> None:
     sim = cluster(
         [
@@ -594,11 +582,6 @@ def test_multi_driver_pod_waits_for_both_drivers(claims_per_driver: int) -> None
 
 
 @pytest.mark.parametrize("claims_per_driver", [1, 2])
-@pytest.mark.xfail(
-    strict=True,
-    reason="with hints on, the event that woke the pod is replayed as an in-flight event "
-    "when its cycle fails, so the pod runs one cycle more than its events justify",
-)
 def test_multi_driver_pod_needs_one_attempt_per_allocation(claims_per_driver: int) -> None:
     sim = two_driver_pod(claims_per_driver)
     run_until(sim, 5.0)

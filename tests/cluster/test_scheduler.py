@@ -624,11 +624,6 @@ def test_most_allocated_scores_used_share() -> None:
     assert np.floor(scores).tolist() == [25.0, 75.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TaintToleration normalises with floats (100*(1-1/3) -> 66); kube-scheduler "
-    "computes 100 - 100*1/3 in integers (67)",
-)
 def test_taint_score_uses_integer_normalisation() -> None:
     table = build_table(
         [
@@ -646,11 +641,6 @@ def test_taint_score_uses_integer_normalisation() -> None:
     assert np.floor(scores).tolist() == [100.0, 67.0, 0.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NodeResourcesFit averages the CPU and memory fractions before rounding; "
-    "kube-scheduler rounds each resource score down first, then averages",
-)
 def test_least_allocated_rounds_each_resource_first() -> None:
     # CPU 891 of 1000 millicores -> 10.9 -> 10; memory 781 of 1000 bytes -> 21.9 -> 21; (10+21)//2.
     table = build_table([node_object("n", cpu="1", memory="1000")], [])
@@ -843,11 +833,6 @@ def test_unschedulable_pod_is_retried_by_five_minute_sweep() -> None:
     assert starts[1] == pytest.approx(330.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the move that wakes a pod sets moveRequestCycle after the idle loop already "
-    "popped the pod, so its failed retry counts as 'event during the cycle' and backs off",
-)
 def test_pod_failing_again_after_sweep_waits_in_unschedulable() -> None:
     world = make_world()
     add_node(world, "n1", cpu="1")
@@ -860,11 +845,6 @@ def test_pod_failing_again_after_sweep_waits_in_unschedulable() -> None:
     assert starts == [pytest.approx(0.002), pytest.approx(330.0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an Error with no event during the cycle is sent to backoffQ in every version; "
-    "1.27/1.28 park it in unschedulablePods until some event arrives",
-)
 def test_error_waits_for_an_event_in_1_27() -> None:
     world = make_world("1.27")
     add_node(world, "n1")
@@ -881,11 +861,6 @@ def test_error_waits_for_an_event_in_1_27() -> None:
     assert starts[1] >= 20.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 1.27 Reserve failure records DynamicResources as rejecting plugin; 1.27 "
-    "records none (not a FitError), so any registered event moves the pod",
-)
 def test_1_27_reserve_wait_moves_on_any_event() -> None:
     world = make_world("1.27")
     add_node(world, "n1", cpu="4")
@@ -1001,11 +976,6 @@ def test_binding_failure_forgets_the_assumed_pod() -> None:
     assert pod.metadata.uid not in scheduler.queue
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an update of a pod whose binding just committed re-queues it (the scheduler "
-    "forgot it at bind time); kube-scheduler ignores updates of assumed pods",
-)
 def test_update_during_binding_does_not_schedule_twice() -> None:
     world = make_world()
     add_node(world, "n1")

@@ -548,11 +548,6 @@ def test_move_request_before_the_pop_does_not_count() -> None:
     assert fail(queue, info, unschedulable={"DRA"}) == "unschedulable"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the waiting Pop takes the woken pod before the waking event sets "
-    "moveRequestCycle, so that event counts as a move request during the pod's own cycle",
-)
 def test_waking_event_is_no_move_request() -> None:
     queue = make_queue()
     info = park(queue, "p")
@@ -807,11 +802,6 @@ def test_hints_on_error_without_rejectors_goes_to_backoff() -> None:
     assert fail(queue, info) == "backoff"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the event that moves a pod into activeQ is recorded as an in-flight event "
-    "after the waiting Pop already took the pod, so it is replayed at the pod's requeue",
-)
 def test_waking_event_is_not_replayed() -> None:
     hint = Hint(QueueingHint.QUEUE)
     queue = make_queue(hints=True, dra_hint=hint)

@@ -107,6 +107,7 @@ class SchedulingQueue:
         max_backoff_s: float = 10.0,
         max_in_unschedulable_s: float = 300.0,
         hints_enabled: bool = False,
+        minor_version: int = 29,
         on_pre_enqueue_rejected: Callable[[QueuedPodInfo, Status], None] | None = None,
     ) -> None:
         self.env = env
@@ -116,6 +117,7 @@ class SchedulingQueue:
         self.max_backoff_s = max_backoff_s
         self.max_in_unschedulable_s = max_in_unschedulable_s
         self.hints_enabled = hints_enabled
+        self.minor_version = minor_version
         self._on_pre_enqueue_rejected = on_pre_enqueue_rejected
 
         self._sequence = itertools.count()
@@ -130,6 +132,7 @@ class SchedulingQueue:
         self._in_flight: dict[str, QueuedPodInfo] = {}
         self._in_flight_events: list[_RecordedEvent] = []
         self._in_flight_base = 0
+        self._holding = False
 
     # ----------------------------------------------------------------------------------
     # Adding, updating and removing pods (informer handlers)
@@ -197,7 +200,10 @@ class SchedulingQueue:
         if self.hints_enabled:
             strategy = self._strategy_for_in_flight(info, events)
             return self._requeue(info, strategy)
-        if self.move_request_cycle >= pod_cycle or not rejectors:
+        moved_during_cycle = self.move_request_cycle >= pod_cycle
+        # 1.29 sends a pod that no plugin rejected (an Error) through backoff; 1.27 and
+        # 1.28 park it until any event arrives, unless one arrived during its cycle.
+        if moved_during_cycle or (not rejectors and self.minor_version >= 29):
             self._push_backoff(info)
             return "backoff"
         self._park(info)
@@ -319,6 +325,8 @@ class SchedulingQueue:
         heapq.heappush(self._backoff, (self._backoff_expiry(info), next(self._sequence), info.uid))
 
     def _hand_out(self) -> None:
+        if self._holding:
+            return
         while self._getters and self._active:
             _, _, _, uid = heapq.heappop(self._active)
             info = self._infos.get(uid)
@@ -358,16 +366,23 @@ class SchedulingQueue:
     def _move(
         self, infos: Iterable[QueuedPodInfo], event: ClusterEvent, old: Any, new: Any
     ) -> None:
-        for info in list(infos):
-            strategy = self._worth_requeuing(info, event, old, new)
-            if strategy == Strategy.SKIP:
-                continue
-            self._unschedulable.pop(info.uid, None)
-            self._where.pop(info.uid, None)
-            self._requeue(info, strategy)
-        self.move_request_cycle = self.scheduling_cycle
-        if self.hints_enabled and self._in_flight:
-            self._in_flight_events.append(_RecordedEvent(event, old, new))
+        # The real queue holds its lock for the whole move, so a waiting Pop only takes a
+        # woken pod after the move request and the in-flight event are recorded.
+        self._holding = True
+        try:
+            for info in list(infos):
+                strategy = self._worth_requeuing(info, event, old, new)
+                if strategy == Strategy.SKIP:
+                    continue
+                self._unschedulable.pop(info.uid, None)
+                self._where.pop(info.uid, None)
+                self._requeue(info, strategy)
+            self.move_request_cycle = self.scheduling_cycle
+            if self.hints_enabled and self._in_flight:
+                self._in_flight_events.append(_RecordedEvent(event, old, new))
+        finally:
+            self._holding = False
+        self._hand_out()
 
     def _worth_requeuing(
         self, info: QueuedPodInfo, event: ClusterEvent, old: Any, new: Any

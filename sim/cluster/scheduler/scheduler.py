@@ -142,6 +142,7 @@ class KubeScheduler:
             max_backoff_s=config.pod_max_backoff_s,
             max_in_unschedulable_s=config.pod_max_in_unschedulable_pods_s,
             hints_enabled=hints,
+            minor_version=self.minor_version,
         )
         self._next_start_node_index = 0
         self._assumed: dict[str, str] = {}
@@ -238,6 +239,10 @@ class KubeScheduler:
                     old,
                     new,
                 )
+            return
+        if new.metadata.uid in self._assumed:
+            # The binding is committed or in flight; kube-scheduler skips updates of
+            # assumed pods instead of queueing them again.
             return
         if self._responsible_for(new):
             self.queue.update(old, new)
@@ -345,7 +350,9 @@ class KubeScheduler:
             if status.is_rejected:
                 if status.code == Code.PENDING:
                     info.pending_plugins.add(status.plugin)
-                else:
+                elif self.minor_version >= 28:
+                    # 1.27 did not wrap a Reserve rejection in a FitError, so no plugin was
+                    # recorded and any event moved the pod.
                     info.unschedulable_plugins.add(status.plugin)
                 message = f"0/1 nodes are available: 1 {status.message}."
                 yield from self._fail(

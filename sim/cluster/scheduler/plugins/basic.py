@@ -140,7 +140,8 @@ class TaintToleration:
         highest = counts.max() if len(counts) else 0
         if highest == 0:
             return np.full(len(rows), MAX_NODE_SCORE, dtype=np.float64)
-        return MAX_NODE_SCORE * (1.0 - counts / highest)
+        # kube-scheduler's reversed DefaultNormalizeScore, in integer arithmetic.
+        return (MAX_NODE_SCORE - (MAX_NODE_SCORE * counts) // highest).astype(np.float64)
 
 
 class NodeAffinity:
@@ -262,20 +263,22 @@ class NodeResourcesFit:
         """Score nodes by free (LeastAllocated) or used (MostAllocated) CPU and memory."""
         table = self.table
         cpu, memory = pod_scoring_requests(pod)
-        fractions = []
+        total = np.zeros(len(rows), dtype=np.int64)
+        # Each resource is scored in integers and rounded down first, then the
+        # scores are averaged with equal weights (kube-scheduler's resource scorer).
         for requested, allocatable, extra in (
             (table.scoring_cpu, table.allocatable_cpu, cpu),
             (table.scoring_memory, table.allocatable_memory, memory),
         ):
-            capacity = allocatable[rows].astype(np.float64)
-            used = (requested[rows] + extra).astype(np.float64)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                fraction = np.where(capacity > 0, np.minimum(used / capacity, 1.0), 1.0)
-            fractions.append(fraction)
-        used_fraction = (fractions[0] + fractions[1]) / 2
-        if self.strategy == "MostAllocated":
-            return MAX_NODE_SCORE * used_fraction
-        return MAX_NODE_SCORE * (1.0 - used_fraction)
+            capacity = allocatable[rows]
+            used = requested[rows] + extra
+            safe = np.maximum(capacity, 1)
+            if self.strategy == "MostAllocated":
+                score = (np.minimum(used, capacity) * MAX_NODE_SCORE) // safe
+            else:
+                score = np.where(used > capacity, 0, ((capacity - used) * MAX_NODE_SCORE) // safe)
+            total += np.where(capacity == 0, 0, score)
+        return (total // 2).astype(np.float64)
 
 
 class NodeResourcesBalancedAllocation:
