@@ -50,6 +50,9 @@ MIN_WAIT_S = 1e-3
 
 ATTEMPT, EVENT, WAIT = "attempt", "event", "wait"
 
+END_OF_RUN = "end of run"
+"""Actor of the last step of a pod that the run ended before it was bound."""
+
 
 class ObjectNotFoundError(LookupError):
     """The results tables contain no pod or claim of the requested name."""
@@ -223,6 +226,7 @@ class _Context:
         steps = self._merge(pd.concat(event_frames), pd.concat(request_frames), consumer=uid)
         steps.extend(self._attempt_steps(cycles))
         steps.extend(self._wait_steps(pod, cycles, claim_uids))
+        steps.extend(self._unfinished_steps(pod, cycles))
         story = Story(title=f"Pod {namespace}/{name} (uid {uid})", steps=_ordered(steps))
         story.facts = self._pod_facts(pod, claim_uids)
         return story
@@ -591,6 +595,24 @@ class _Context:
         pods = others["pod_uid"].nunique()
         return f"; meanwhile kube-scheduler ran {len(others)} attempt(s) for {pods} other pod(s)"
 
+    def _unfinished_steps(self, pod: Any, cycles: pd.DataFrame) -> list[Step]:
+        """Say where a pod still was when the run ended, if it was never bound."""
+        if not math.isnan(derived.as_float(pod.scheduled_s)) or not math.isnan(
+            derived.as_float(pod.deleted_s)
+        ):
+            return []
+        text = f"the run ended with pod {pod.name} not bound"
+        if len(cycles):
+            last = cycles.iloc[-1]
+            waited = self.end_s - float(last["time_s"]) - float(last["duration_s"])
+            text += (
+                f", {waited:.3f} s after its attempt {int(last['attempt'])}, which ended "
+                f"{last['result']}: {str(last['message']).rstrip('.')}"
+            )
+        else:
+            text += " and never tried by kube-scheduler"
+        return [Step(self.end_s, END_OF_RUN, text, source=WAIT)]
+
     def _wait_reason(
         self, pod: Any, previous: Any | None, since: float, until: float, claim_uids: list[str]
     ) -> str:
@@ -659,7 +681,7 @@ class _Context:
             related["write"]
             & ~own_condition
             & (related["code"] < 400)
-            & (related["time_s"] > since)
+            & (related["time_s"] >= since - SAME_TIME_S)
             & (related["time_s"] <= until)
         ].sort_values("time_s", kind="stable")
 

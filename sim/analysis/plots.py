@@ -428,7 +428,8 @@ def plot_timeline(results: Results, max_pods: int = 25, seed: int = 0) -> Figure
         )
 
     axes.set_yticks(range(len(rows)), [label for _, _, label in rows], fontsize="small")
-    axes.set_ylim(len(rows) - 0.5, -0.5)
+    if rows:
+        axes.set_ylim(len(rows) - 0.5, -0.5)
     axes.set_xlabel("simulated time (s)")
     axes.set_ylabel("pod and its claims")
     axes.set_xlim(0, derived.end_time_s(results) or None)

@@ -7,6 +7,8 @@ import io
 import re
 import shutil
 import tempfile
+import warnings
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -105,6 +107,27 @@ def test_cli_report_rejects_bad_directories(tmp_path: Path) -> None:
     assert "results directory not found" in missing.output
     assert not_results.exit_code == 2
     assert "not a results directory (missing scenario.resolved.yaml" in not_results.output
+
+
+EMPTY_RUN = """
+name: empty
+horizon_s: 10
+cluster:
+  node_pools:
+    - name: node
+      count: 1
+"""
+
+
+def test_report_of_run_without_pods(run_scenario: Callable[..., Path]) -> None:
+    directory = run_scenario(EMPTY_RUN)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = write_report(directory)
+
+    assert "dra-sim report: empty" in page.read_text(encoding="utf-8")
+    assert len(list((directory / "plots").glob("*.png"))) == len(plots.PLOTS)
 
 
 def browser_paths() -> tuple[str, str]:
