@@ -133,6 +133,7 @@ class SchedulingQueue:
         self._in_flight_events: list[_RecordedEvent] = []
         self._in_flight_base = 0
         self._holding = False
+        self._matches_cache: dict[ClusterEvent, list[tuple[str, EventRegistration]]] = {}
 
     # ----------------------------------------------------------------------------------
     # Adding, updating and removing pods (informer handlers)
@@ -355,13 +356,7 @@ class SchedulingQueue:
         return events
 
     def _is_event_of_interest(self, event: ClusterEvent) -> bool:
-        if event.resource == Resource.WILDCARD:
-            return True
-        return any(
-            event.matches(registration.event)
-            for registrations in self._registrations.values()
-            for registration in registrations
-        )
+        return event.resource == Resource.WILDCARD or bool(self._matching_registrations(event))
 
     def _move(
         self, infos: Iterable[QueuedPodInfo], event: ClusterEvent, old: Any, new: Any
@@ -387,25 +382,36 @@ class SchedulingQueue:
     def _worth_requeuing(
         self, info: QueuedPodInfo, event: ClusterEvent, old: Any, new: Any
     ) -> Strategy:
-        rejectors = info.unschedulable_plugins | info.pending_plugins
-        if not rejectors or event.resource == Resource.WILDCARD:
+        if event.resource == Resource.WILDCARD or not (
+            info.unschedulable_plugins or info.pending_plugins
+        ):
             return Strategy.AFTER_BACKOFF
         strategy = Strategy.SKIP
-        for plugin, registrations in self._registrations.items():
-            if plugin not in rejectors:
+        for plugin, registration in self._matching_registrations(event):
+            if plugin not in info.unschedulable_plugins and plugin not in info.pending_plugins:
                 continue
-            for registration in registrations:
-                if not event.matches(registration.event):
-                    continue
-                hint = QueueingHint.QUEUE
-                if self.hints_enabled and registration.hint is not None:
-                    hint = registration.hint(info.pod, old, new)
-                if hint == QueueingHint.SKIP:
-                    continue
-                if plugin in info.pending_plugins:
-                    return Strategy.IMMEDIATELY
-                strategy = Strategy.AFTER_BACKOFF
+            hint = QueueingHint.QUEUE
+            if self.hints_enabled and registration.hint is not None:
+                hint = registration.hint(info.pod, old, new)
+            if hint == QueueingHint.SKIP:
+                continue
+            if plugin in info.pending_plugins:
+                return Strategy.IMMEDIATELY
+            strategy = Strategy.AFTER_BACKOFF
         return strategy
+
+    def _matching_registrations(self, event: ClusterEvent) -> list[tuple[str, EventRegistration]]:
+        """Return (plugin, registration) pairs interested in an event, cached per event."""
+        found = self._matches_cache.get(event)
+        if found is None:
+            found = [
+                (plugin, registration)
+                for plugin, registrations in self._registrations.items()
+                for registration in registrations
+                if event.matches(registration.event)
+            ]
+            self._matches_cache[event] = found
+        return found
 
     def _strategy_for_in_flight(
         self, info: QueuedPodInfo, events: list[_RecordedEvent]
