@@ -8,7 +8,9 @@ Everything here reads only the files of a results directory (through
 * `sim.analysis.report`: the self-contained `report.html` of a run;
 * `sim.analysis.explain`: the story of one pod or claim, write by write;
 * `sim.analysis.compare`: the summary metrics of two runs side by side;
-* `sim.analysis.derived`: the derived tables all of them share.
+* `sim.analysis.derived`, `sim.analysis.devices` and `sim.analysis.summary`:
+  the derived tables, device use over time and summary formatting that all
+  of them share.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from sim.analysis import derived
+from sim.analysis.summary import format_metric, ordered_summary_keys, summary_unit
 from sim.results import Results
 
 
@@ -18,15 +19,15 @@ def compare_summaries(first: Results, second: Results) -> pd.DataFrame:
     Columns: `metric`, `unit`, `a` and `b` (the two values, NaN where a run
     lacks the metric or it is null), `difference` (`b - a`) and `ratio`
     (`b / a`, NaN when `a` is 0 or missing). Rows follow the order of
-    `derived.SUMMARY_ORDER`.
+    `sim.analysis.summary.SUMMARY_ORDER`.
     """
-    keys = derived.ordered_summary_keys([*first.summary, *second.summary])
+    keys = ordered_summary_keys([*first.summary, *second.summary])
     rows = []
     for key in keys:
         a = _number(first.summary.get(key))
         b = _number(second.summary.get(key))
         ratio = b / a if not math.isnan(a) and a != 0 else math.nan
-        rows.append((key, derived.summary_unit(key), a, b, b - a, ratio))
+        rows.append((key, summary_unit(key), a, b, b - a, ratio))
     return pd.DataFrame(rows, columns=["metric", "unit", "a", "b", "difference", "ratio"])
 
 
@@ -45,10 +46,10 @@ def format_comparison(frame: pd.DataFrame, label_a: str, label_b: str) -> str:
             (
                 str(metric.metric),
                 str(metric.unit),
-                derived.format_metric(metric.a),
-                derived.format_metric(metric.b),
+                format_metric(metric.a),
+                format_metric(metric.b),
                 _signed(derived.as_float(metric.difference)),
-                derived.format_metric(metric.ratio),
+                format_metric(metric.ratio),
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]

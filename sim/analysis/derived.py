@@ -3,24 +3,21 @@
 Every function here reads a `Results` object (from `Results.read(directory)`
 or from `simulate`) and returns plain pandas or numpy data. Nothing here draws
 or prints, so the plots and the explanations share one definition of each
-derived quantity, and tests can check the numbers without pixels.
+derived quantity, and tests can check the numbers without pixels. Device use
+over time is in `sim.analysis.devices`, the order and units of the summary
+metrics in `sim.analysis.summary`.
 
-Some facts are not stored in the results tables and are reconstructed here:
-
-* which pod a claim belongs to: generated claims are matched by name (the
-  resourceclaim controller names them `<pod>-<entry>`, plus a random suffix
-  from 1.28 on), shared claims by the claim names the scenario's workloads use;
-* how many devices an allocated claim holds: the `count` of the claim's or its
-  class's parameters in the scenario (as the `devices` and `network-attached`
-  models read it), 1 for the `node-local` model and for claims with no count;
-* the node of each allocation, when a claim was allocated more than once.
+The results tables do not say which pod a claim belongs to. It is
+reconstructed here: generated claims are matched by name (the resourceclaim
+controller names them `<pod>-<entry>`, plus a random suffix from 1.28 on),
+and shared claims by the claim names the scenario's workloads use.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +78,7 @@ def kubernetes_minor(results: Results) -> int:
 
 
 def _generated_base(name: str, minor: int) -> str:
-    """Return the `<pod>-<entry>` base of a generated claim name (see `_generated_names`)."""
+    """Return the `<pod>-<entry>` base of a generated claim name (see `pod_claim_links`)."""
     if minor <= 27:
         return name
     if minor == 28:
@@ -362,216 +359,6 @@ def _sample_steps(times: np.ndarray, levels: np.ndarray, at: np.ndarray) -> np.n
 
 
 # --------------------------------------------------------------------------------------
-# Devices
-# --------------------------------------------------------------------------------------
-
-
-def node_pools(results: Results) -> dict[str, str]:
-    """Return the node pool of every node the scenario creates."""
-    return {
-        node: pool.name
-        for pool in results.scenario.cluster.node_pools
-        for node in pool.node_names()
-    }
-
-
-def _count_of(parameters: Mapping[str, Any] | None) -> int | None:
-    if not parameters:
-        return None
-    value = parameters.get("count")
-    return int(value) if isinstance(value, int) and value > 0 else None
-
-
-def claim_devices(results: Results) -> dict[str, int]:
-    """Return the devices each claim holds while allocated, by claim UID (see the module notes)."""
-    claims = table(results, "claims")
-    if claims.empty:
-        return {}
-    scenario = results.scenario
-    models = {driver.name: driver.model for driver in scenario.drivers}
-    class_counts = {cls.name: _count_of(cls.parameters) for cls in scenario.resource_classes}
-    shared_counts = {
-        (claim.namespace, claim.name): _count_of(claim.parameters)
-        for claim in scenario.shared_claims
-    }
-    entry_counts: dict[tuple[str, str, str], int | None] = {}
-    for workload in scenario.workloads:
-        for entry in workload.claims:
-            if entry.template is not None:
-                key = (workload.namespace, workload.name, entry.name)
-                entry_counts[key] = _count_of(entry.template.parameters)
-
-    links = pod_claim_links(results)
-    pods = table(results, "pods")
-    workload_of_pod = dict(zip(pods["uid"], pods["workload"], strict=True))
-    claim_entry = {
-        str(link.claim_uid): (
-            str(link.namespace),
-            str(workload_of_pod[link.pod_uid]),
-            str(link.entry),
-        )
-        for link in links.itertuples(index=False)
-    }
-
-    devices: dict[str, int] = {}
-    for claim in claims.itertuples(index=False):
-        uid = str(claim.uid)
-        if models.get(str(claim.driver)) == "node-local":
-            # The Kubernetes test driver counts claims per node, one slot each.
-            devices[uid] = 1
-            continue
-        own = shared_counts.get((str(claim.namespace), str(claim.name)))
-        if own is None and uid in claim_entry:
-            own = entry_counts.get(claim_entry[uid])
-        devices[uid] = own or class_counts.get(str(claim.resource_class)) or 1
-    return devices
-
-
-def claim_allocations(results: Results) -> pd.DataFrame:
-    """Return one row per allocation of a claim: when it started and ended, where, and its size.
-
-    Columns: `claim_uid`, `namespace`, `name`, `driver`, `node`, `pool`,
-    `devices`, `start_s`, `end_s` (NaN while still allocated at the end).
-
-    An allocation starts when the `events` table shows the claim entering an
-    allocated state (Allocated, Reserved or DeallocationRequested) and ends
-    when it goes back to Pending or is removed. A claim deallocated while it
-    was being deleted shows no transition for the deallocation, so its
-    allocation ends at the claim's `deallocated_s`.
-
-    NOTE: `claims.nodes` lists distinct nodes in order of first allocation.
-    The node of the i-th allocation is therefore only known when every
-    allocation of the claim went to a new node. Otherwise later allocations
-    get the last node listed.
-    """
-    columns = [
-        "claim_uid",
-        "namespace",
-        "name",
-        "driver",
-        "node",
-        "pool",
-        "devices",
-        "start_s",
-        "end_s",
-    ]
-    claims = table(results, "claims")
-    events = table(results, "events")
-    if claims.empty or events.empty:
-        return pd.DataFrame(columns=columns)
-    pools = node_pools(results)
-    devices = claim_devices(results)
-    models = {driver.name: driver.model for driver in results.scenario.drivers}
-    claim_rows = {str(row.uid): row for row in claims.itertuples(index=False)}
-    claim_events = events[events["kind"] == "ResourceClaim"]
-
-    rows: list[tuple[Any, ...]] = []
-    for uid, history in claim_events.groupby("uid", sort=False):
-        claim = claim_rows.get(str(uid))
-        if claim is None:
-            continue
-        intervals = _allocation_intervals(history, as_float(claim.deallocated_s))
-        nodes = [node for node in str(claim.nodes).split(",") if node]
-        network = models.get(str(claim.driver)) == "network-attached"
-        for index, (start, end) in enumerate(intervals):
-            node = "" if network or not nodes else nodes[min(index, len(nodes) - 1)]
-            rows.append(
-                (
-                    str(uid),
-                    str(claim.namespace),
-                    str(claim.name),
-                    str(claim.driver),
-                    node,
-                    pools.get(node, ""),
-                    devices.get(str(uid), 1),
-                    start,
-                    end,
-                )
-            )
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _allocation_intervals(history: pd.DataFrame, deallocated_s: float) -> list[tuple[float, float]]:
-    intervals: list[tuple[float, float]] = []
-    start: float | None = None
-    for time_s, state in zip(history["time_s"], history["to_state"], strict=True):
-        if state in ALLOCATED_CLAIM_STATES and start is None:
-            start = float(time_s)
-        elif state == "Pending" and start is not None:
-            intervals.append((start, float(time_s)))
-            start = None
-        elif state == "Deleted" and start is not None:
-            intervals.append((start, _quiet_deallocation(start, float(time_s), deallocated_s)))
-            start = None
-    if start is not None:
-        intervals.append((start, _quiet_deallocation(start, math.nan, deallocated_s)))
-    return intervals
-
-
-def _quiet_deallocation(start: float, removed: float, deallocated_s: float) -> float:
-    """End of an allocation that no state transition shows: the deallocation, else the removal."""
-    deallocated = not math.isnan(deallocated_s) and deallocated_s >= start
-    if deallocated and (math.isnan(removed) or deallocated_s <= removed):
-        return deallocated_s
-    return removed
-
-
-@dataclass(frozen=True)
-class DeviceUse:
-    """Devices of one driver in one node pool: use over time and capacity."""
-
-    driver: str
-    pool: str
-    times: np.ndarray
-    in_use: np.ndarray
-    capacity: float
-    table_mean_in_use: float
-    """`mean_in_use` of the `utilization` table for the same driver and pool (NaN if absent)."""
-
-    @property
-    def mean_in_use(self) -> float:
-        """Time-weighted mean of the reconstructed use, devices."""
-        end = float(self.times[-1]) if self.times.size else 0.0
-        return time_weighted_mean(self.times, self.in_use, end)
-
-
-def device_use(results: Results) -> list[DeviceUse]:
-    """Return the devices in use over time for every (driver, pool) of the `utilization` table."""
-    end = end_time_s(results)
-    allocations = claim_allocations(results)
-    utilization = table(results, "utilization")
-    keys: list[tuple[str, str]] = []
-    capacity: dict[tuple[str, str], float] = {}
-    table_mean: dict[tuple[str, str], float] = {}
-    if not utilization.empty:
-        rows = utilization[utilization["resource"] == "devices"]
-        for row in rows.itertuples(index=False):
-            key = (str(row.driver), str(row.pool))
-            keys.append(key)
-            capacity[key] = as_float(row.capacity)
-            table_mean[key] = as_float(row.mean_in_use)
-    held_keys = allocations[["driver", "pool"]].drop_duplicates().sort_values(["driver", "pool"])
-    for driver_name, pool_name in held_keys.itertuples(index=False):
-        if (str(driver_name), str(pool_name)) not in capacity:
-            keys.append((str(driver_name), str(pool_name)))
-    uses = []
-    for driver, pool in keys:
-        held = allocations[(allocations["driver"] == driver) & (allocations["pool"] == pool)]
-        times, levels = level_over_time(held["start_s"], held["end_s"], held["devices"], end)
-        uses.append(
-            DeviceUse(
-                driver=driver,
-                pool=pool,
-                times=times,
-                in_use=levels,
-                capacity=capacity.get((driver, pool), math.nan),
-                table_mean_in_use=table_mean.get((driver, pool), math.nan),
-            )
-        )
-    return uses
-
-
-# --------------------------------------------------------------------------------------
 # Attempts, writes, deallocations and conflicts
 # --------------------------------------------------------------------------------------
 
@@ -723,83 +510,3 @@ def sample_pods(results: Results, max_pods: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(pods), size=max_pods, replace=False))
     return pods.iloc[chosen]
-
-
-# --------------------------------------------------------------------------------------
-# Summary metrics
-# --------------------------------------------------------------------------------------
-
-SUMMARY_ORDER = (
-    "pods_created",
-    "pods_scheduled",
-    "pods_running_or_done",
-    "pods_succeeded",
-    "pods_failed",
-    "pods_pending_at_end",
-    "scheduling_latency_s_mean",
-    "scheduling_latency_s_p50",
-    "scheduling_latency_s_p95",
-    "scheduling_latency_s_p99",
-    "startup_latency_s_p50",
-    "startup_latency_s_p95",
-    "attempts_per_pod_mean",
-    "api_requests",
-    "api_writes",
-    "api_conflicts",
-    "api_writes_per_pod_mean",
-    "claims_created",
-    "claims_allocated",
-    "deallocations",
-    "device_utilization_mean.",
-    "cpu_requested_fraction_mean",
-    "memory_requested_fraction_mean",
-    "wall_time_s",
-    "sim_time_s",
-    "sim_seconds_per_wall_second",
-    "events_processed",
-    "events_per_wall_second",
-)
-"""Order of the summary metrics (as in docs/metrics.md); a key ending in "." is a prefix."""
-
-WALL_CLOCK_METRICS = frozenset(
-    {"wall_time_s", "sim_seconds_per_wall_second", "events_per_wall_second"}
-)
-"""Summary metrics that depend on the machine, so identical runs differ in them."""
-
-
-def summary_unit(key: str) -> str:
-    """Return the unit of a summary metric (see docs/metrics.md)."""
-    if "latency_s" in key or key in ("wall_time_s", "sim_time_s"):
-        return "s"
-    if key.startswith("device_utilization_mean.") or key.endswith("_fraction_mean"):
-        return "fraction"
-    units = {
-        "attempts_per_pod_mean": "attempts",
-        "api_writes_per_pod_mean": "writes per pod",
-        "sim_seconds_per_wall_second": "ratio",
-        "events_per_wall_second": "events/s",
-    }
-    return units.get(key, "count")
-
-
-def ordered_summary_keys(keys: Iterable[str]) -> list[str]:
-    """Sort summary keys as `SUMMARY_ORDER` lists them; unknown keys go last, sorted."""
-    remaining = sorted(set(keys))
-    ordered: list[str] = []
-    for entry in SUMMARY_ORDER:
-        if entry.endswith("."):
-            matches = [key for key in remaining if key.startswith(entry)]
-        else:
-            matches = [key for key in remaining if key == entry]
-        ordered.extend(matches)
-        remaining = [key for key in remaining if key not in matches]
-    return ordered + remaining
-
-
-def format_metric(value: Any) -> str:
-    """Format a summary value: "-" for null and NaN, 4 significant digits for floats."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.4g}"
-    return str(value)

@@ -26,7 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sim.analysis import derived
+from sim.analysis import derived, devices
 from sim.results import Results
 
 Latency = Literal["scheduling", "startup"]
@@ -220,10 +220,10 @@ def plot_device_utilization(results: Results) -> Figure:
     """Plot the devices in use over time, one panel per driver and node pool.
 
     Each panel shows the devices held by allocated claims (reconstructed by
-    `derived.device_use`), the pool's capacity and the time-weighted mean of
+    `devices.device_use`), the pool's capacity and the time-weighted mean of
     the `utilization` table.
     """
-    uses = derived.device_use(results)
+    uses = devices.device_use(results)
     figure, panels = new_figure(
         max(1, len(uses)), 1, width=10.0, height=max(3.2, 3.0 * len(uses)), sharex=True
     )

@@ -16,7 +16,8 @@ import math
 from pathlib import Path
 
 from sim import __version__
-from sim.analysis import derived, plots, read_results
+from sim.analysis import derived, devices, plots, read_results
+from sim.analysis.summary import format_metric, ordered_summary_keys, summary_unit
 from sim.results import Results
 
 REPORT_NAME = "report.html"
@@ -98,7 +99,7 @@ def write_report(directory: str | Path, *, timeline_pods: int = 25, seed: int = 
 def notes(results: Results, timeline_pods: int) -> list[str]:
     """Return warnings about what the plots estimate or leave out for this run."""
     found = []
-    for use in derived.device_use(results):
+    for use in devices.device_use(results):
         tabled = use.table_mean_in_use
         estimated = use.mean_in_use
         if math.isnan(tabled) or tabled == 0:
@@ -194,10 +195,10 @@ def _facts_table(results: Results) -> str:
 
 def _summary_table(summary: dict[str, object]) -> str:
     rows = ["<tr><th>metric</th><th>value</th><th>unit</th></tr>"]
-    for key in derived.ordered_summary_keys(summary):
+    for key in ordered_summary_keys(summary):
         rows.append(
             f"<tr><td>{html.escape(key)}</td>"
-            f'<td class="number">{html.escape(derived.format_metric(summary[key]))}</td>'
-            f"<td>{html.escape(derived.summary_unit(key))}</td></tr>"
+            f'<td class="number">{html.escape(format_metric(summary[key]))}</td>'
+            f"<td>{html.escape(summary_unit(key))}</td></tr>"
         )
     return f'<table class="summary">{"".join(rows)}</table>'

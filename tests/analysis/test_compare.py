@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from sim import Results
 from sim.analysis import derived
 from sim.analysis.compare import compare_summaries, format_comparison, run_labels
+from sim.analysis.summary import ordered_summary_keys
 from sim.cli import app
 
 
@@ -26,7 +27,7 @@ def test_differences_and_ratios(mixed: Results, legacy_dir: Path) -> None:
     assert created["ratio"] == pytest.approx(created["b"] / created["a"])
     assert math.isnan(frame.loc["pods_failed", "ratio"])
     assert frame.loc["scheduling_latency_s_p95", "unit"] == "s"
-    assert list(frame.index) == derived.ordered_summary_keys(frame.index)
+    assert list(frame.index) == ordered_summary_keys(frame.index)
 
 
 def test_format_shows_signs_and_missing_values(mixed: Results) -> None:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sim import Results
-from sim.analysis import derived
+from sim.analysis import derived, devices
+from sim.analysis.summary import ordered_summary_keys, summary_unit
 
 
 def test_links_match_generated_and_shared_claims(mixed: Results) -> None:
@@ -98,7 +99,7 @@ def test_pods_over_time_counts_at_instants(mixed: Results) -> None:
 
 
 def test_device_use_matches_utilization_table(mixed: Results) -> None:
-    uses = derived.device_use(mixed)
+    uses = devices.device_use(mixed)
 
     assert {(use.driver, use.pool) for use in uses} == {
         ("gpu.example.com", "gpu-a"),
@@ -110,10 +111,10 @@ def test_device_use_matches_utilization_table(mixed: Results) -> None:
 
 
 def test_claim_devices_come_from_parameters(mixed: Results) -> None:
-    devices = derived.claim_devices(mixed)
+    counts = devices.claim_devices(mixed)
     name_of = dict(zip(mixed.claims["uid"], mixed.claims["name"], strict=True))
 
-    for uid, count in devices.items():
+    for uid, count in counts.items():
         expected = 2 if name_of[uid].startswith("train-") else 1
         assert count == expected, name_of[uid]
 
@@ -175,15 +176,15 @@ def test_summary_keys_follow_docs_order() -> None:
         "device_utilization_mean.a",
     ]
 
-    assert derived.ordered_summary_keys(keys) == [
+    assert ordered_summary_keys(keys) == [
         "pods_created",
         "device_utilization_mean.a",
         "device_utilization_mean.b",
         "wall_time_s",
         "zeta",
     ]
-    assert derived.summary_unit("scheduling_latency_s_p95") == "s"
-    assert derived.summary_unit("device_utilization_mean.gpu") == "fraction"
+    assert summary_unit("scheduling_latency_s_p95") == "s"
+    assert summary_unit("device_utilization_mean.gpu") == "fraction"
 
 
 MANIFESTS = """

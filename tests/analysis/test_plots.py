@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.lines import Line2D
 
 from sim import Results
-from sim.analysis import derived, plots
+from sim.analysis import derived, devices, plots
 
 
 def line_labelled(axes: Axes, prefix: str) -> Line2D:
@@ -93,7 +93,7 @@ def test_latency_cdf_lines_are_sorted_latencies(mixed: Results, by: str, groups:
 
 def test_device_utilization_panels(mixed: Results) -> None:
     figure = plots.plot_device_utilization(mixed)
-    uses = derived.device_use(mixed)
+    uses = devices.device_use(mixed)
 
     assert len(figure.axes) == len(uses) == 2
     for axes, use in zip(figure.axes, uses, strict=True):
