@@ -127,7 +127,10 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 @app.command()
 def run(
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(help="Scenario YAML file; optional with --manifest (default cluster)."),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -157,15 +160,65 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print no progress and no summary.")
     ] = False,
+    manifest: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--manifest",
+            help="Kubernetes YAML file or folder to apply at time 0 (repeatable); "
+            "without SCENARIO, runs on the default cluster.",
+        ),
+    ] = None,
+    cluster: Annotated[
+        Path | None,
+        typer.Option(
+            "--cluster",
+            help="Scenario file whose cluster replaces the default one (with --manifest and "
+            "no SCENARIO).",
+        ),
+    ] = None,
 ) -> None:
-    """Run a scenario and write its results directory."""
+    """Run a scenario, or manifests on a cluster, and write the results directory."""
+    source = _scenario_source(scenario, manifest or [], cluster)
     try:
-        _run(scenario, output, seed, set_ or [], until, check_invariants, quiet)
+        _run(source, output, seed, set_ or [], until, check_invariants, quiet, manifest or [])
     except KeyboardInterrupt:
         # Results.write removes its staging directory on any exception, so
         # nothing of the run is left on disk.
         typer.echo("interrupted; no results written", err=True)
         raise typer.Exit(INTERRUPTED) from None
+
+
+def _scenario_source(scenario: Path | None, manifests: list[Path], cluster: Path | None) -> Path:
+    """Return the scenario file of a run: SCENARIO, else --cluster, else the default cluster."""
+    from sim.data import DEFAULT_CLUSTER
+
+    if scenario is None and not manifests:
+        fail(
+            "missing SCENARIO; give a scenario file, or --manifest PATH to run manifests "
+            "on the default cluster"
+        )
+    if scenario is not None and cluster is not None:
+        fail(
+            "--cluster replaces the cluster of a run without SCENARIO; drop it, or put the "
+            "manifests into the scenario's manifests list"
+        )
+    return scenario or cluster or DEFAULT_CLUSTER
+
+
+def _describe_source(scenario: Path) -> str:
+    from sim.data import DEFAULT_CLUSTER
+
+    return "default cluster" if scenario == DEFAULT_CLUSTER else str(scenario)
+
+
+def _add_manifests(loaded: Any, manifests: list[Path]) -> Any:
+    """Return the scenario with the --manifest paths (made absolute) after its own manifests."""
+    paths = []
+    for path in manifests:
+        if not path.exists():
+            fail(f"{path}: --manifest file or folder not found")
+        paths.append(str(path.resolve()))
+    return loaded.model_copy(update={"manifests": [*loaded.manifests, *paths]})
 
 
 def _run(
@@ -176,11 +229,12 @@ def _run(
     until: float | None,
     check_invariants: bool,
     quiet: bool,
+    manifests: list[Path] | None = None,
 ) -> None:
     from sim.results import simulate
     from sim.simulation import SetupError
 
-    loaded = _load(scenario, overrides, seed)
+    loaded = _add_manifests(_load(scenario, overrides, seed), manifests or [])
     target = output or _default_output(loaded.name, loaded.seed)
     if target.exists():
         fail(f"{target}: results directory already exists; choose another --output")
@@ -217,7 +271,7 @@ def _run(
             loaded, until_s=until, check_invariants=check_invariants, progress=advance
         )
     except SetupError as error:
-        fail(f"{scenario}: {error}")
+        fail(f"{_describe_source(scenario)}: {error}")
     finally:
         if progress_bar is not None:
             progress_bar.close()

@@ -14,6 +14,8 @@ A results directory holds:
   wall time, simulated time and SimPy events processed;
 * `pods.parquet`, `claims.parquet`, `events.parquet`, `api_requests.parquet`,
   `cycles.parquet`, `utilization.parquet`: the tables of `docs/metrics.md`;
+* `objects.parquet`: the API object versions that `dra-sim get` reads
+  (`sim.metrics.objects`; absent with `record_objects: none`);
 * `summary.json`: the summary metrics.
 """
 
@@ -51,6 +53,20 @@ class Results:
     manifest: dict[str, Any]
     simulation: Simulation | None = field(default=None, repr=False)
     """The finished simulation, for inspecting objects at the end (None when read from disk)."""
+    objects_table: pd.DataFrame | None = field(default=None, repr=False)
+    """The objects table when read from disk; see `objects`."""
+
+    @property
+    def objects(self) -> pd.DataFrame | None:
+        """Recorded object versions (`sim.metrics.objects`); None with `record_objects: none`.
+
+        A finished simulation builds the table on first use, so runs whose
+        results are never written or read (sweeps) do not pay for it.
+        """
+        recorder = self.simulation.object_recorder if self.simulation is not None else None
+        if self.objects_table is None and recorder is not None:
+            self.objects_table = recorder.table()
+        return self.objects_table
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         tables = self.__dict__.get("tables", {})
@@ -96,6 +112,9 @@ class Results:
         )
         for name, table in self.tables.items():
             table.to_parquet(directory / f"{name}.parquet", index=False)
+        objects = self.objects
+        if objects is not None:
+            objects.to_parquet(directory / "objects.parquet", index=False)
 
     @classmethod
     def read(cls, directory: str | Path) -> Results:
@@ -110,7 +129,15 @@ class Results:
         }
         summary = json.loads((base / "summary.json").read_text(encoding="utf-8"))
         manifest = json.loads((base / "manifest.json").read_text(encoding="utf-8"))
-        return cls(scenario=scenario, tables=tables, summary=summary, manifest=manifest)
+        objects_path = base / "objects.parquet"
+        objects = pd.read_parquet(objects_path) if objects_path.exists() else None
+        return cls(
+            scenario=scenario,
+            tables=tables,
+            summary=summary,
+            manifest=manifest,
+            objects_table=objects,
+        )
 
 
 def _library_versions() -> dict[str, str]:
@@ -170,6 +197,8 @@ def simulate(
         "events_processed": simulation.events_processed,
         "ignored_manifest_fields": simulation.ignored_manifest_fields,
     }
+    if simulation.object_recorder is not None:
+        manifest["objects_recorded"] = simulation.object_recorder.recorded
     return Results(
         scenario=scenario, tables=tables, summary=summary, manifest=manifest, simulation=simulation
     )

@@ -294,6 +294,19 @@ class Scenario(StrictModel):
     manifests: Annotated[list[str], ListField] = Field(
         default_factory=list, description="Kubernetes YAML files or folders applied at time 0"
     )
+    manifest_run_duration_s: float | None = Field(
+        None,
+        gt=0,
+        description="run duration given to manifest pods and to the pods of manifest Jobs and "
+        "Deployments that have no sim.dra/run-duration-s annotation, seconds (used for "
+        "restartPolicy Never or OnFailure only); None = they run until the horizon",
+    )
+    record_objects: Literal["auto", "all", "none"] = Field(
+        "auto",
+        description="object versions kept in objects.parquet for `dra-sim get`: all, none, or "
+        "auto (all while the run creates at most 5000 pods, then the final state only)",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _fill_driver_inventories(cls, data: Any) -> Any:

@@ -13,19 +13,22 @@ tables.
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sim.api.codec import ManifestError, load_path
-from sim.api.errors import APIError
+from sim.api.errors import AlreadyExists, APIError
 from sim.api.types import (
     GenericObject,
     Node,
     NodeSpec,
     NodeStatus,
     ObjectMeta,
+    Pod,
     ResourceClaim,
     ResourceClaimParametersReference,
     ResourceClaimSpec,
@@ -34,14 +37,26 @@ from sim.api.types import (
     ResourceClass,
     ResourceClassParametersReference,
     Taint,
+    TopLevelObject,
+    kind_of,
 )
 from sim.cluster.claimcontroller import ResourceClaimController
 from sim.cluster.driver import DriverController
 from sim.cluster.garbagecollector import GarbageCollector
 from sim.cluster.kubelet import Kubelet, NodePlugin
 from sim.cluster.scheduler.scheduler import KubeScheduler
+from sim.cluster.workloadcontrollers import (
+    WorkloadController,
+    WorkloadSpecError,
+    check_workload_object,
+    has_workload_objects,
+    register_workload_kinds,
+    start_workload_controllers,
+    with_default_run_duration,
+)
 from sim.cluster.world import World
 from sim.drivers.devices import SIM_PARAMETERS_GROUP
+from sim.metrics.objects import ObjectRecorder
 from sim.metrics.tracker import Tracker
 from sim.scenario import ClaimSpec, Scenario
 from sim.workload.openb import TraceWorkloadSource
@@ -74,6 +89,10 @@ class Simulation:
     node_pools: dict[str, str]
     tracker: Tracker
     ignored_manifest_fields: list[str] = field(default_factory=list)
+    """Manifest fields the simulator does not model, as `path pattern (count)`, most first."""
+    workload_controllers: list[WorkloadController] = field(default_factory=list)
+    """Deployment, ReplicaSet and Job controllers, started when the manifests create any."""
+    object_recorder: ObjectRecorder | None = None
     wall_time_s: float = 0.0
     events_processed: int = 0
     end_time_s: float = 0.0
@@ -82,6 +101,8 @@ class Simulation:
     def drained(self) -> bool:
         """Whether every source is done and no pod is left that has not finished."""
         if not all(source.finished for source in self.sources):
+            return False
+        if not all(controller.finished() for controller in self.workload_controllers):
             return False
         return all(pod.done for pod in self.scheduler.pods.cache.values())
 
@@ -262,17 +283,61 @@ class _Builder:
         return names
 
     def manifests(self) -> list[str]:
+        """Apply the manifests in order; return the fields not modelled, grouped by path."""
         ignored: list[str] = []
         for path in self.scenario.manifests:
             try:
                 result = load_path(path, lenient=True)
             except ManifestError as error:
                 raise SetupError(str(error)) from None
-            for item in result.ignored:
-                ignored.append(f"{item.source}: {item.kind}/{item.name}: {item.path}")
+            ignored.extend(item.path for item in result.ignored)
             for obj in result.objects:
-                self.create(obj)
-        return ignored
+                try:
+                    ignored.extend(check_workload_object(self.api, obj))
+                except WorkloadSpecError as error:
+                    raise SetupError(str(error)) from None
+                if isinstance(obj, Pod):
+                    obj = with_default_run_duration(obj, self.scenario.manifest_run_duration_s)
+                self.apply(obj)
+        grouped = _group_field_paths(ignored)
+        if grouped:
+            logger.warning(
+                "ignored %d manifest fields that the simulator does not model: %s",
+                len(ignored), ", ".join(grouped),
+            )
+        return grouped
+
+    def apply(self, obj: TopLevelObject) -> None:
+        """Create a manifest object, or replace the one of that name as `kubectl apply` does.
+
+        Applying an object equal to the stored one changes nothing, so a
+        manifest may repeat an object of the cluster or of an earlier manifest.
+        """
+        self.world.current_actor = "setup"
+        self.world.current_reason = "manifest applied at time 0"
+        kind = kind_of(obj)
+        try:
+            self.api.create(obj)
+            return
+        except AlreadyExists:
+            pass
+        except APIError as error:
+            raise SetupError(f"creating {kind} {obj.metadata.name!r}: {error}") from None
+        stored = self.api.get(kind, obj.metadata.name, obj.metadata.namespace)
+        try:
+            self.api.update(obj.with_meta(resource_version=stored.metadata.resource_version))
+        except APIError as error:
+            raise SetupError(
+                f"applying {kind} {obj.metadata.name!r} over the one that already exists "
+                f"(from the cluster or an earlier manifest): {error}"
+            ) from None
+
+
+def _group_field_paths(paths: list[str]) -> list[str]:
+    """Return `pattern (count)` per path pattern (list indexes as `[]`), most frequent first."""
+    counts = Counter(re.sub(r"\[\d+\]", "[]", path) for path in paths)
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [f"{pattern} ({count})" for pattern, count in ordered]
 
 
 def build(
@@ -292,6 +357,9 @@ def build(
         seed=scenario.seed if seed is None else seed,
         replication=replication,
     )
+    object_recorder = ObjectRecorder(world, scenario.record_objects)
+    object_recorder.attach()
+    register_workload_kinds(world.api)
     drivers: dict[str, DriverController] = {}
     tracker = Tracker(world, device_count=lambda claim: _device_count(drivers, claim))
     tracker.start()
@@ -341,6 +409,11 @@ def build(
         kubelet.start()
     for source in sources:
         source.start()
+    workload_controllers: list[WorkloadController] = []
+    if has_workload_objects(world.api):
+        workload_controllers = start_workload_controllers(
+            world, default_run_duration_s=scenario.manifest_run_duration_s
+        )
     return Simulation(
         scenario=scenario,
         world=world,
@@ -353,4 +426,6 @@ def build(
         node_pools=node_pools,
         tracker=tracker,
         ignored_manifest_fields=ignored,
+        workload_controllers=workload_controllers,
+        object_recorder=object_recorder,
     )
