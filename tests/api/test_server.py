@@ -1598,7 +1598,9 @@ def test_node_name_watch_sees_only_its_pods() -> None:
         callback=lambda event: seen.append((event.type, event.object.metadata.name)),
     )
     api.create(Pod(metadata=ObjectMeta(name="a", namespace="default")))
-    api.create(Pod(metadata=ObjectMeta(name="b", namespace="default"), spec=PodSpec(node_name="n2")))
+    api.create(
+        Pod(metadata=ObjectMeta(name="b", namespace="default"), spec=PodSpec(node_name="n2"))
+    )
     api.bind("default", "a", "n1")
     api.delete("Pod", "a", "default")
     assert seen == [("ADDED", "a"), ("DELETED", "a")]
