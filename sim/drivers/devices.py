@@ -26,7 +26,10 @@ A device without the attribute does not match an entry. The class selector
 and the claim selector must both hold; the count comes from the claim (else
 the class, else 1); `shareable` from the claim, else the class, else the
 model setting, else true for user-created claims and false for claims
-generated from a template.
+generated from a template. Some vendor kinds ask for 0 devices (NVIDIA
+compute instances, and MIG devices carved from the GPU of another claim):
+such a claim is allocated on any node in the model's inventory and holds
+none of its devices.
 
 Allocation:
 
@@ -132,7 +135,10 @@ class ParsedParameters:
 
 @dataclass(frozen=True)
 class DeviceRequest:
-    """Devices a claim requests: `count` devices of one node, each matching every constraint."""
+    """Devices a claim requests: `count` devices of one node, each matching every constraint.
+
+    A count of 0 requests no device, only the driver on the node.
+    """
 
     count: int = 1
     constraints: tuple[AttributeConstraint, ...] = ()
@@ -240,7 +246,12 @@ def parse_example_gpu_claim_parameters(obj: GenericObject) -> ParsedParameters:
 
 
 def parse_intel_gpu_claim_parameters(obj: GenericObject) -> ParsedParameters:
-    """Intel `GpuClaimParameters`: count, and memory per GPU in MiB (device attribute `memory`)."""
+    """Intel `GpuClaimParameters`: count, memory per GPU in MiB, and `shareable`.
+
+    Memory is checked against the device attribute `memory`. In Intel's
+    driver (v0.3.0) `spec.shareable` is a plain bool, so leaving it out means
+    that only one pod at a time may use the claim.
+    """
     spec = _spec(obj)
     count = _count(obj, spec["count"], "spec.count") if "count" in spec else None
     constraints: list[AttributeConstraint] = []
@@ -259,16 +270,31 @@ def parse_intel_gpu_claim_parameters(obj: GenericObject) -> ParsedParameters:
     kind = spec.get("type", "gpu")
     if kind != "gpu":
         notes.append(f"spec.type {kind!r} is treated as a whole GPU")
-    return ParsedParameters(count=count, constraints=tuple(constraints), notes=tuple(notes))
+    if spec.get("millicores"):
+        notes.append("spec.millicores is not simulated: the claim takes whole GPUs")
+    shareable = _optional_bool(obj, spec.get("shareable"), "spec.shareable")
+    return ParsedParameters(
+        count=count,
+        constraints=tuple(constraints),
+        shareable=bool(shareable),
+        notes=tuple(notes),
+    )
 
 
 def parse_intel_gpu_class_parameters(obj: GenericObject) -> ParsedParameters:
-    """Intel `GpuClassParameters`: `spec.shared` sets shareable; `spec.monitor` is not simulated."""
+    """Intel `GpuClassParameters`: `spec.shared` and `spec.monitor`, neither simulated.
+
+    In Intel's driver (v0.3.0) `shared: true` lets several claims use one GPU.
+    That is not the claim's `shareable` (which pods may use one claim), and
+    this model never puts two claims on one device, so it only records a note.
+    """
     spec = _spec(obj)
-    notes = ("spec.monitor is not simulated",) if spec.get("monitor") else ()
-    return ParsedParameters(
-        shareable=_optional_bool(obj, spec.get("shared"), "spec.shared"), notes=notes
-    )
+    notes: list[str] = []
+    if _optional_bool(obj, spec.get("shared"), "spec.shared"):
+        notes.append("spec.shared is not simulated: each claim takes GPUs of its own")
+    if spec.get("monitor"):
+        notes.append("spec.monitor is not simulated")
+    return ParsedParameters(notes=tuple(notes))
 
 
 def parse_nvidia_gpu_claim_parameters(obj: GenericObject) -> ParsedParameters:
@@ -281,6 +307,86 @@ def parse_nvidia_gpu_claim_parameters(obj: GenericObject) -> ParsedParameters:
     return ParsedParameters(count=count, notes=notes)
 
 
+def _optional_name(obj: GenericObject, spec: Mapping[str, Any], field: str) -> str | None:
+    value = spec.get(field)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise DriverError(f"{_describe(obj)}: spec.{field} must be a string, got {value!r}")
+    return value
+
+
+def _sharing_notes(spec: Mapping[str, Any]) -> list[str]:
+    sharing = spec.get("sharing")
+    if sharing is None:
+        return []
+    strategy = sharing.get("strategy") if isinstance(sharing, Mapping) else None
+    if strategy is None:
+        return ["spec.sharing is not simulated"]
+    return [f"spec.sharing strategy {strategy!r} is not simulated"]
+
+
+def parse_nvidia_mig_device_claim_parameters(obj: GenericObject) -> ParsedParameters:
+    """NVIDIA `MigDeviceClaimParameters`: one MIG device, or none when carved from a GPU claim.
+
+    A MIG device is a slice of a MIG-enabled GPU, and this model has no
+    slices, so the claim takes one whole device. `spec.profile` (`1g.5gb`)
+    must equal the device attribute `profile`, but a device without that
+    attribute matches every profile. With `spec.gpuClaimName` (the name of
+    the GpuClaimParameters of another claim of the same pod) the NVIDIA
+    driver creates the MIG device on that claim's GPU, so the claim takes no
+    device of its own (count 0). Profiles, sharing and `spec.uninitialized`
+    are recorded as notes.
+    """
+    spec = _spec(obj)
+    profile = _optional_name(obj, spec, "profile")
+    parent = _optional_name(obj, spec, "gpuClaimName")
+    notes = _sharing_notes(spec)
+    if spec.get("uninitialized"):
+        notes.append("spec.uninitialized is not simulated")
+    if parent is not None:
+        notes.append(
+            f"spec.gpuClaimName {parent!r}: the MIG device is a slice of the GPU of the claim "
+            "with those GpuClaimParameters and takes no device of its own; its profile is not "
+            "checked"
+        )
+        return ParsedParameters(count=0, notes=tuple(notes))
+    constraints: tuple[AttributeConstraint, ...] = ()
+    if profile is not None:
+        # NOTE: several MIG devices may share one real GPU; here each takes a whole device.
+        constraints = (AttributeConstraint("profile", equals=profile, missing_matches=True),)
+        notes.append(
+            f"spec.profile {profile!r} is checked only on devices with a 'profile' attribute; "
+            "the claim takes one whole device"
+        )
+    return ParsedParameters(count=1, constraints=constraints, notes=tuple(notes))
+
+
+def parse_nvidia_compute_instance_claim_parameters(obj: GenericObject) -> ParsedParameters:
+    """NVIDIA `ComputeInstanceClaimParameters`: no device of its own (count 0).
+
+    A compute instance is a part of the MIG device that `spec.migDeviceClaimName`
+    names (the MigDeviceClaimParameters of another claim of the same pod), so
+    the claim only needs the driver on the node. The parent link and
+    `spec.profile` are recorded as notes.
+    """
+    spec = _spec(obj)
+    profile = _optional_name(obj, spec, "profile")
+    parent = _optional_name(obj, spec, "migDeviceClaimName")
+    notes = []
+    if parent is None:
+        notes.append("no spec.migDeviceClaimName: the compute instance has no parent MIG device")
+    else:
+        notes.append(
+            f"spec.migDeviceClaimName {parent!r}: the compute instance is a part of the MIG "
+            "device of the claim with those MigDeviceClaimParameters and takes no device of "
+            "its own"
+        )
+    if profile is not None:
+        notes.append(f"spec.profile {profile!r} is not simulated")
+    return ParsedParameters(count=0, notes=tuple(notes))
+
+
 ParameterParser = Callable[[GenericObject], ParsedParameters]
 
 PARAMETER_PARSERS: dict[tuple[str, str], ParameterParser] = {
@@ -291,6 +397,12 @@ PARAMETER_PARSERS: dict[tuple[str, str], ParameterParser] = {
     ("gpu.resource.intel.com", "GpuClaimParameters"): parse_intel_gpu_claim_parameters,
     ("gpu.resource.intel.com", "GpuClassParameters"): parse_intel_gpu_class_parameters,
     ("gpu.resource.nvidia.com", "GpuClaimParameters"): parse_nvidia_gpu_claim_parameters,
+    ("gpu.resource.nvidia.com", "MigDeviceClaimParameters"): (
+        parse_nvidia_mig_device_claim_parameters
+    ),
+    ("gpu.resource.nvidia.com", "ComputeInstanceClaimParameters"): (
+        parse_nvidia_compute_instance_claim_parameters
+    ),
 }
 """Parse function per (API group, kind) of a parameters object."""
 
@@ -346,7 +458,8 @@ def claim_request(claim: ClaimAllocation) -> tuple[DeviceRequest, list[str]]:
         of_claim = parse_parameters(
             claim.claim_parameters, claim_ref.api_group if claim_ref else ""
         )
-    count = of_claim.count or of_class.count or 1
+    # A count of 0 is a real request (a claim that only needs the driver on the node).
+    count = next((c for c in (of_claim.count, of_class.count) if c is not None), 1)
     shareable = of_claim.shareable if of_claim.shareable is not None else of_class.shareable
     request = DeviceRequest(count, of_class.constraints + of_claim.constraints, shareable)
     notes = [
@@ -489,7 +602,11 @@ class DevicesModel:
                 ]
                 if len(free) < request.count:
                     break
-                picked = self._placement.pick_devices(node, free, request.count, self.context.rng)
+                picked = []
+                if request.count > 0:
+                    picked = self._placement.pick_devices(
+                        node, free, request.count, self.context.rng
+                    )
                 taken.update(picked)
                 chosen.append(picked)
             else:

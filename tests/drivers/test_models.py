@@ -422,8 +422,17 @@ def test_node_local_accepts_only_configmap_parameters() -> None:
             {"spec": {"count": 1, "type": "gpu", "memory": 2096}},
             1,
             ["memory>=2096"],
-            None,
+            False,
             id="intel-claim",
+        ),
+        pytest.param(
+            "gpu.resource.intel.com/v1alpha2",
+            "GpuClaimParameters",
+            {"spec": {"count": 1, "shareable": True}},
+            1,
+            [],
+            True,
+            id="intel-claim-shareable",
         ),
         pytest.param(
             "gpu.resource.intel.com/v1alpha2",
@@ -431,8 +440,8 @@ def test_node_local_accepts_only_configmap_parameters() -> None:
             {"spec": {"shared": True}},
             None,
             [],
-            True,
-            id="intel-class",
+            None,
+            id="intel-class-shared-not-shareable",
         ),
         pytest.param(
             "gpu.resource.nvidia.com/v1alpha1",
@@ -442,6 +451,33 @@ def test_node_local_accepts_only_configmap_parameters() -> None:
             [],
             None,
             id="nvidia-claim",
+        ),
+        pytest.param(
+            "gpu.resource.nvidia.com/v1alpha1",
+            "MigDeviceClaimParameters",
+            {"spec": {"profile": "1g.5gb", "sharing": {"strategy": "MPS"}}},
+            1,
+            ["profile='1g.5gb'"],
+            None,
+            id="nvidia-mig",
+        ),
+        pytest.param(
+            "gpu.resource.nvidia.com/v1alpha1",
+            "MigDeviceClaimParameters",
+            {"spec": {"profile": "2g.10gb", "gpuClaimName": "mig-enabled-gpu"}},
+            0,
+            [],
+            None,
+            id="nvidia-mig-on-gpu-claim",
+        ),
+        pytest.param(
+            "gpu.resource.nvidia.com/v1alpha1",
+            "ComputeInstanceClaimParameters",
+            {"spec": {"profile": "1c.2g.10gb", "migDeviceClaimName": "shared-2g.10gb"}},
+            0,
+            [],
+            None,
+            id="nvidia-compute-instance",
         ),
         pytest.param(
             "dra-sim.example.com/v1",
@@ -487,11 +523,25 @@ def test_parameters_parsed_per_kind(
     ("api_version", "kind", "body", "message"),
     [
         pytest.param(
+            "tpu.example.com/v1",
+            "TpuClaimParameters",
+            {"spec": {"count": 1}},
+            "kind 'TpuClaimParameters' in API group 'tpu.example.com' are not supported",
+            id="unknown-kind",
+        ),
+        pytest.param(
             "gpu.resource.nvidia.com/v1alpha1",
             "MigDeviceClaimParameters",
-            {"spec": {"profile": "1g.5gb"}},
-            "kind 'MigDeviceClaimParameters' in API group 'gpu.resource.nvidia.com'",
-            id="unknown-kind",
+            {"spec": {"profile": 1}},
+            "spec.profile must be a string",
+            id="profile-not-string",
+        ),
+        pytest.param(
+            "gpu.resource.intel.com/v1alpha2",
+            "GpuClaimParameters",
+            {"spec": {"shareable": "yes"}},
+            "spec.shareable must be true or false",
+            id="shareable-not-bool",
         ),
         pytest.param(
             "gpu.resource.example.com/v1alpha1",
@@ -635,29 +685,158 @@ def test_devices_allocation_idempotent() -> None:
 
 
 @pytest.mark.parametrize(
-    ("generated", "class_shared", "setting", "expected"),
+    ("generated", "class_shareable", "setting", "expected"),
     [
         pytest.param(False, None, None, True, id="named-claim"),
         pytest.param(True, None, None, False, id="generated-claim"),
-        pytest.param(True, True, None, True, id="class-parameters-shared"),
+        pytest.param(True, True, None, True, id="class-parameters-shareable"),
         pytest.param(False, False, None, False, id="class-parameters-exclusive"),
         pytest.param(True, None, True, True, id="model-setting"),
     ],
 )
 def test_devices_shareable(
-    generated: bool, class_shared: bool | None, setting: bool | None, expected: bool
+    generated: bool, class_shareable: bool | None, setting: bool | None, expected: bool
 ) -> None:
     model = devices_model({"n1": 1}, shareable=setting)
     class_params = None
-    if class_shared is not None:
+    if class_shareable is not None:
         class_params = params_object(
-            "gpu.resource.intel.com/v1alpha2",
-            "GpuClassParameters",
-            {"spec": {"shared": class_shared}},
+            "dra-sim.example.com/v1",
+            "DeviceClassParameters",
+            {"spec": {"shareable": class_shareable}},
         )
     (claim,) = allocate(model, ["c"], "n1", generated=generated, class_params=class_params)
     assert claim.allocation is not None
     assert claim.allocation.shareable is expected
+
+
+def intel_params(kind: str, spec: dict[str, Any]) -> GenericObject:
+    return params_object("gpu.resource.intel.com/v1alpha2", kind, {"spec": spec})
+
+
+@pytest.mark.parametrize(
+    ("class_spec", "claim_spec", "expected"),
+    [
+        pytest.param({"shared": True}, {"count": 1}, False, id="shared-class-exclusive-claim"),
+        pytest.param({"shared": False}, {"shareable": True}, True, id="shareable-claim"),
+        pytest.param({"shared": True}, {"shareable": False}, False, id="claim-says-exclusive"),
+    ],
+)
+def test_intel_shareable_from_claim_parameters(
+    class_spec: dict[str, Any], claim_spec: dict[str, Any], expected: bool
+) -> None:
+    model = devices_model({"n1": 2})
+    (claim,) = allocate(
+        model,
+        ["c"],
+        "n1",
+        class_params=intel_params("GpuClassParameters", class_spec),
+        claim_params=intel_params("GpuClaimParameters", claim_spec),
+    )
+    assert claim.allocation is not None
+    assert claim.allocation.shareable is expected
+
+
+def test_intel_shared_class_noted() -> None:
+    model = devices_model({"n1": 2})
+    class_params = intel_params("GpuClassParameters", {"shared": True})
+    model.validate_parameters(allocation("c", class_params=class_params))
+    (note,) = model.notes
+    assert "spec.shared is not simulated" in note
+
+
+def nvidia_params(kind: str, spec: dict[str, Any]) -> GenericObject:
+    return params_object("gpu.resource.nvidia.com/v1alpha1", kind, {"spec": spec})
+
+
+MIG_NODES = {
+    "sliced": [
+        {"name": "mig-0", "attributes": {"profile": "1g.5gb"}},
+        {"name": "mig-1", "attributes": {"profile": "2g.10gb"}},
+    ],
+    "whole": [{"name": "gpu-0"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("profile", "expected_unsuitable"),
+    [
+        pytest.param("1g.5gb", [], id="declared-profile"),
+        pytest.param("3g.20gb", ["sliced"], id="profile-not-declared-on-node"),
+    ],
+)
+def test_nvidia_mig_matches_profile_where_declared(
+    profile: str, expected_unsuitable: list[str]
+) -> None:
+    model = devices_model(MIG_NODES)
+    params = nvidia_params("MigDeviceClaimParameters", {"profile": profile})
+    result = unsuitable(model, ["c"], ["sliced", "whole"], claim_params=params)
+    assert result == expected_unsuitable
+
+
+def test_nvidia_mig_takes_device_with_profile() -> None:
+    model = devices_model(MIG_NODES)
+    params = nvidia_params("MigDeviceClaimParameters", {"profile": "2g.10gb"})
+    allocate(model, ["c"], "sliced", claim_params=params)
+    assert model.devices_of("c") == ("sliced", ["mig-1"])
+
+
+def test_nvidia_mig_settings_noted() -> None:
+    model = devices_model(MIG_NODES)
+    params = nvidia_params(
+        "MigDeviceClaimParameters",
+        {"profile": "1g.5gb", "sharing": {"strategy": "TimeSlicing"}, "uninitialized": True},
+    )
+    model.validate_parameters(allocation("c", claim_params=params))
+    assert len(model.notes) == 3
+    assert "spec.sharing strategy 'TimeSlicing' is not simulated" in model.notes[0]
+    assert "spec.uninitialized is not simulated" in model.notes[1]
+    assert "spec.profile '1g.5gb'" in model.notes[2]
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "noted"),
+    [
+        pytest.param(
+            "MigDeviceClaimParameters",
+            {"profile": "3g.20gb", "gpuClaimName": "mig-enabled-gpu"},
+            "spec.gpuClaimName 'mig-enabled-gpu'",
+            id="mig-on-gpu-claim",
+        ),
+        pytest.param(
+            "ComputeInstanceClaimParameters",
+            {"profile": "1c.2g.10gb", "migDeviceClaimName": "shared-2g.10gb"},
+            "spec.migDeviceClaimName 'shared-2g.10gb'",
+            id="compute-instance",
+        ),
+    ],
+)
+def test_nvidia_slice_claim_takes_no_device(kind: str, spec: dict[str, Any], noted: str) -> None:
+    # One device only: the whole claim and the two slice claims must fit on it together.
+    model = devices_model({"n1": 1, "n2": 1})
+    gpu = nvidia_params("GpuClaimParameters", {"count": 1})
+    slice_params = nvidia_params(kind, spec)
+    whole = allocation("whole", claim_params=gpu)
+    slices = [allocation(uid, claim_params=slice_params) for uid in ("s1", "s2")]
+    model.unsuitable_nodes(POD, [whole, *slices], ["n1", "n2", "none"])
+    assert whole.unsuitable_nodes == ["none"]
+    model.allocate([whole, *slices], "n1")
+    assert all(claim.error is None for claim in (whole, *slices))
+    assert model.devices_of("whole") == ("n1", ["dev-0"])
+    assert model.devices_of("s1") == ("n1", [])
+    assert model.devices_of("s2") == ("n1", [])
+    assert model.inventory() == {"n1": (1, 1), "n2": (1, 0)}
+    assert any(noted in note for note in model.notes)
+    model.deallocate(slices[0].claim)
+    assert model.inventory()["n1"] == (1, 1)
+
+
+def test_nvidia_slice_claim_immediate_allocation() -> None:
+    model = devices_model({"n1": 0, "n2": 1})
+    params = nvidia_params("ComputeInstanceClaimParameters", {"migDeviceClaimName": "m"})
+    (claim,) = allocate(model, ["c"], "", claim_params=params)
+    assert claim.error is None
+    assert hostnames(claim) == ("n1",)
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from sim.api.codec import load_path
 from sim.api.types import Pod, PodSchedulingContext, ResourceClaim
 from sim.cluster.world import World
@@ -325,11 +323,6 @@ def test_nvidia_sharing_job_creates_four_pods(run_manifests: RunManifests) -> No
     assert job.body["status"]["active"] == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the devices driver model rejects NVIDIA MigDeviceClaimParameters, so the two "
-    "MIG claims are never allocated",
-)
 def test_nvidia_sharing_job_reserves_all_claims(run_manifests: RunManifests) -> None:
     simulation = run_manifests(*SHARING_DEMO, until_s=60.0)
 
