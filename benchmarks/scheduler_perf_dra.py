@@ -72,7 +72,7 @@ COMPONENT_GROUPS = {
     "driver": "drivers",
     "kubelet": "kubelets",
 }
-"""Column name per recorder component; `driver/<name>` and `kubelet/<node>` go by prefix."""
+"""Column name per recorder component, where `driver/<name>` and `kubelet/<node>` go by prefix."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,7 @@ class Workload:
             f"cluster.node_pools.0.count={self.nodes}",
             f"control_plane.queueing_hints={str(hints).lower()}",
         ]
-        data = load_scenario(self.scenario)
-        for driver in data.drivers:
+        for driver in load_scenario(self.scenario).drivers:
             settings.append(
                 f"drivers[{driver.name}].model_settings.max_claims_per_node="
                 f"{self.max_claims_per_node}"
@@ -362,7 +361,7 @@ def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the selected workloads and print the table; return 1 if a run did not complete."""
+    """Run the selected workloads, print the table, and return 1 if a run did not complete."""
     arguments = _parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     runs = [

@@ -19,6 +19,7 @@ on and off) and print their figures. Run them with `pytest -m slow -s`.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from collections import Counter, defaultdict
@@ -108,17 +109,13 @@ class ShrunkRun:
     figures: Any
 
 
-_runs: dict[str, ShrunkRun] = {}
-
-
+@functools.cache
 def shrunk_run(case: Shrunk) -> ShrunkRun:
-    """Run a shrunk scenario once per test session, with invariant checks."""
-    if case.id not in _runs:
-        simulation, figures = benchmark.run_scenario(
-            case.load(), workload=case.id, nodes=case.nodes, check_invariants=True
-        )
-        _runs[case.id] = ShrunkRun(case, simulation, figures)
-    return _runs[case.id]
+    """Run a shrunk scenario with invariant checks, once per test session."""
+    simulation, figures = benchmark.run_scenario(
+        case.load(), workload=case.id, nodes=case.nodes, check_invariants=True
+    )
+    return ShrunkRun(case, simulation, figures)
 
 
 @pytest.fixture(params=[CLAIM_TEMPLATE, MULTIPLE_CLAIMS], ids=lambda case: case.id)
@@ -284,8 +281,8 @@ def test_attempts_per_pod_within_spec(run: ShrunkRun) -> None:
     assert len(attempts) == 2 * run.case.pods_per_phase
     assert min(attempts.values()) == minimum
 
-    # Init pods go to a half-empty cluster, so the drivers accept almost every
-    # first selected node; a rejected one costs one more attempt.
+    # Init pods fill an empty cluster to half its capacity, so the drivers accept
+    # almost every first selected node. Each rejected node costs one more attempt.
     init = [count for (namespace, _), count in attempts.items() if namespace == INIT_NAMESPACE]
     assert sum(init) / len(init) <= minimum + 1
     assert run.figures.attempts_per_pod >= minimum
@@ -304,7 +301,7 @@ def test_failed_attempts_wait_for_drivers(run: ShrunkRun) -> None:
 def test_controller_writes_per_pod(run: ShrunkRun) -> None:
     by_pod = writes_by_pod(run.simulation)
     for namespace in (INIT_NAMESPACE, MEASURED_NAMESPACE):
-        # One create per claim; creates use generateName, so they are counted per namespace.
+        # One create per claim. Creates use generateName, so they are counted per namespace.
         creates = of_component(by_pod.pop((namespace, ""), Counter()), CONTROLLER)
         expected = run.case.pods_per_phase * run.case.claims_per_pod
         assert creates == {("create", "resourceclaims", ""): expected}, namespace
