@@ -118,7 +118,7 @@ def test_broken_corpus_file_exit_2(corpus_dir: Path, tmp_path: Path, name: str) 
     result = run("--manifest", path, "-o", tmp_path / "out", "-q")
 
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: default cluster: {path}")
+    assert result.stderr.startswith(f"error: default cluster: {path.resolve()}")
     assert REJECTED[name] in result.stderr
     assert result.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
