@@ -38,8 +38,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
+from sim.api.quantity import QuantityError, parse_quantity
 from sim.api.types import NodeSelector
 from sim.cluster.config import ControlPlaneConfig, Dist, StrictModel
 from sim.cluster.driver import DriverConfig
@@ -47,6 +55,21 @@ from sim.cluster.kubelet import KubeletConfig
 from sim.drivers.registry import available_driver_models, get_driver_model
 
 ATTRIBUTE = str | bool | int | float
+
+
+def _check_quantity(value: str | int | float) -> str | int | float:
+    """Reject values that are not non-negative Kubernetes quantities."""
+    try:
+        parsed = parse_quantity(value)
+    except QuantityError as error:
+        raise ValueError(str(error)) from None
+    if parsed < 0:
+        raise ValueError(f"quantity {value!r} must not be negative")
+    return value
+
+
+Quantity = Annotated[str | int | float, AfterValidator(_check_quantity)]
+"""A non-negative Kubernetes quantity such as 500m, 4, or 16Gi."""
 
 
 class ScenarioError(ValueError):
@@ -97,8 +120,8 @@ class NodePool(StrictModel):
     count: int = Field(ge=0)
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[TaintSpec] = Field(default_factory=list)
-    cpu: str | int | float = Field("32", description="allocatable CPU (quantity, e.g. 32 or 500m)")
-    memory: str | int = Field("128Gi", description="allocatable memory (quantity, e.g. 128Gi)")
+    cpu: Quantity = Field("32", description="allocatable CPU (quantity, e.g. 32 or 500m)")
+    memory: Quantity = Field("128Gi", description="allocatable memory (quantity, e.g. 128Gi)")
     pods: int = Field(110, ge=1, description="maximum pods per node")
     devices: dict[str, DeviceSpec] = Field(
         default_factory=dict, description="devices per node, by driver name"
@@ -232,8 +255,8 @@ Arrivals = Annotated[
 class PodTemplate(StrictModel):
     """The pods a workload creates."""
 
-    cpu: str | int | float = Field("100m", description="CPU request (quantity)")
-    memory: str | int = Field("128Mi", description="memory request (quantity)")
+    cpu: Quantity = Field("100m", description="CPU request (quantity)")
+    memory: Quantity = Field("128Mi", description="memory request (quantity)")
     labels: dict[str, str] = Field(default_factory=dict)
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)

@@ -402,6 +402,14 @@ class ResourceClaimController:
         """Decide whether a pod must be synced (1.28+), and why."""
         if pod.deleting:
             return False, "pod is being deleted"
+        config = self.config
+        if is_pod_done(pod) and not (
+            config.recreate_claims_for_finished_pods or config.reserve_for_finished_pods
+        ):
+            # NOTE: the 1.28/1.29 code reads as if it handled finished pods like running
+            # ones (recreating deleted claims, reserving again); both loops are off by
+            # default (see the config fields).
+            return False, "pod is done"
         for pod_claim in pod.spec.resource_claims:
             try:
                 resolved = resolve_claim_name(pod, pod_claim)

@@ -19,6 +19,13 @@ Dist = Annotated[AnyDistribution, BeforeValidator(coerce_distribution)]
 """A distribution field that also accepts a plain number."""
 
 
+def _version_text(value: Any) -> Any:
+    """Accept an unquoted YAML version such as 1.28 (a float) as the string "1.28"."""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return value
+
+
 class StrictModel(BaseModel):
     """Base of every settings model: unknown keys are errors, values are checked on assignment."""
 
@@ -72,6 +79,12 @@ class ClaimControllerConfig(StrictModel):
         "are reserved for it again (or get a new PodSchedulingContext), and the controller "
         "and the release path undo each other",
     )
+    recreate_claims_for_finished_pods: bool = Field(
+        False,
+        description="reproduce the 1.28/1.29 code path that creates a generated claim again "
+        "for a finished pod after the controller deleted it, so the claim is created and "
+        "deleted over and over while the pod object exists",
+    )
 
 
 class GarbageCollectorConfig(StrictModel):
@@ -86,7 +99,9 @@ class GarbageCollectorConfig(StrictModel):
 class ControlPlaneConfig(StrictModel):
     """Everything about the API server, its clients and the control-plane components."""
 
-    kubernetes_version: Literal["1.27", "1.28", "1.29"] = "1.29"
+    kubernetes_version: Annotated[
+        Literal["1.27", "1.28", "1.29"], BeforeValidator(_version_text)
+    ] = "1.29"
     queueing_hints: bool = Field(False, description="SchedulerQueueingHints feature gate")
     request_latency_s: Dist = Field(
         default_factory=lambda: Constant(value=0.004),

@@ -37,8 +37,10 @@ def check_drained(simulation: Simulation, pods: int) -> GpuShareModel:
     model = controller.model
     assert isinstance(model, GpuShareModel)
     gpu_pods = sum(1 for pod in simulation.world.api.list("Pod").items if pod.spec.resource_claims)
-    assert model.allocations == gpu_pods
-    assert model.deallocations == gpu_pods
+    # A claim may be allocated more than once when PostFilter asks for a reallocation,
+    # but every allocation is freed again by the end.
+    assert model.allocations >= gpu_pods
+    assert model.deallocations == model.allocations
     assert model.allocated_milli() == 0
     assert not simulation.world.api.list("ResourceClaim").items
     return model
