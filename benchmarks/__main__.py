@@ -217,6 +217,10 @@ def _progress_message(progress: dict[str, Any], timeout_s: float) -> str:
     expected = progress.get("pods_expected")
     of_expected = f" of {expected:,}" if expected else ""
     message += f": {pods:,}{of_expected} pods created"
+    for key in ("pods_bound", "pods_finished"):
+        count = progress.get(key)
+        if count is not None:
+            message += f", {count:,} {key.removeprefix('pods_')}"
     sim_time = progress.get("sim_time_s")
     if sim_time is not None:
         message += f", simulated time {sim_time:,.0f} s"
