@@ -25,8 +25,9 @@ Opaque objects of any other kind (ConfigMaps, driver CRDs such as
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -45,6 +46,31 @@ class K8sModel(BaseModel):
         populate_by_name=True,
         validate_default=False,
     )
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Return a copy with the fields in `update` replaced (not validated), as pydantic does.
+
+        The simulator copies objects on every write, so the shallow case skips
+        pydantic's generic `copy.copy` calls: the models are frozen, declare no
+        private attributes and forbid extra fields, so only the field
+        dictionary needs copying.
+        """
+        if deep:
+            return super().model_copy(update=update, deep=True)
+        cls = type(self)
+        copied = cls.__new__(cls)
+        fields = self.__dict__.copy()
+        # Frozen models never change their set of given fields, so copies may share it.
+        fields_set = self.__pydantic_fields_set__
+        if update:
+            fields.update(update)
+            if not fields_set.issuperset(update):
+                fields_set = fields_set | update.keys()
+        object.__setattr__(copied, "__dict__", fields)
+        object.__setattr__(copied, "__pydantic_extra__", None)
+        object.__setattr__(copied, "__pydantic_fields_set__", fields_set)
+        object.__setattr__(copied, "__pydantic_private__", None)
+        return copied
 
 
 # --------------------------------------------------------------------------------------

@@ -207,11 +207,17 @@ class ClaimMutationCache:
     def __init__(self, informer: Informer, env: simpy.Environment) -> None:
         self._informer = informer
         self._env = env
-        self._entries: OrderedDict[str, tuple[ResourceClaim, float]] = OrderedDict()
+        # Claim key -> (claim, expiry time in s, UID of the owning pod or "").
+        self._entries: OrderedDict[str, tuple[ResourceClaim, float, str]] = OrderedDict()
 
     def mutation(self, claim: ResourceClaim) -> None:
         """Remember a claim returned by the API server."""
-        self._entries[claim.key] = (claim, float(self._env.now) + MUTATION_CACHE_TTL_S)
+        owner = owning_pod(claim)
+        self._entries[claim.key] = (
+            claim,
+            float(self._env.now) + MUTATION_CACHE_TTL_S,
+            owner.uid if owner is not None else "",
+        )
         self._entries.move_to_end(claim.key)
         while len(self._entries) > MUTATION_CACHE_MAX_ENTRIES:
             self._entries.popitem(last=False)
@@ -225,8 +231,8 @@ class ClaimMutationCache:
             seen.add(cached.key)
             claims.append(self._newer(cached))
         # Claims the informer has not delivered yet count too.
-        for key, (claim, _expires) in self._entries.items():
-            if key not in seen and uid in _claim_owner_index(claim):
+        for key, (claim, _expires, owner_uid) in self._entries.items():
+            if owner_uid == uid and key not in seen:
                 claims.append(claim)
         return claims
 
@@ -241,8 +247,12 @@ class ClaimMutationCache:
         return remembered
 
     def _expire(self) -> None:
+        # Entries are kept in the order of their expiry time (a refresh moves one to the end).
         now = float(self._env.now)
-        for key in [key for key, (_claim, expires) in self._entries.items() if expires <= now]:
+        while self._entries:
+            key, (_claim, expires, _owner) = next(iter(self._entries.items()))
+            if expires > now:
+                return
             del self._entries[key]
 
 
@@ -334,7 +344,8 @@ class ResourceClaimController:
             self.world.env.process(self._run_worker())
         logger.info(
             "resourceclaim controller started: Kubernetes 1.%d, %d workers",
-            self.minor_version, self.config.workers,
+            self.minor_version,
+            self.config.workers,
         )
 
     # ----------------------------------------------------------------------------------
@@ -430,9 +441,7 @@ class ResourceClaimController:
             if not pod.spec.node_name or not self._helps_bound_pod(pod):
                 continue
             if claim.mode == AllocationMode.WAIT_FOR_FIRST_CONSUMER and not claim.allocated:
-                scheduling = self.scheduling_contexts.get(
-                    pod.metadata.name, pod.metadata.namespace
-                )
+                scheduling = self.scheduling_contexts.get(pod.metadata.name, pod.metadata.namespace)
                 if scheduling is None:
                     return True, "need to create PodSchedulingContext for scheduled pod"
                 if scheduling.spec.selected_node != pod.spec.node_name:
@@ -473,8 +482,12 @@ class ResourceClaimController:
                     routine = isinstance(error, Conflict | NotFound)
                     level = logging.INFO if routine else logging.WARNING
                 logger.log(
-                    level, "t=%.6f %s failed (retry %d with backoff): %s",
-                    self.world.now, key, retries + 1, error,
+                    level,
+                    "t=%.6f %s failed (retry %d with backoff): %s",
+                    self.world.now,
+                    key,
+                    retries + 1,
+                    error,
                 )
                 self.queue.add_rate_limited(key)
             else:
@@ -577,7 +590,10 @@ class ResourceClaimController:
                     return
                 logger.error(
                     "t=%.6f claim %s recorded for pod %s is no longer owned by it; "
-                    "creating a new one", self.world.now, recorded.key, pod.key,
+                    "creating a new one",
+                    self.world.now,
+                    recorded.key,
+                    pod.key,
                 )
 
         template_name = source.resource_claim_template_name
@@ -589,7 +605,9 @@ class ResourceClaimController:
         if claim is None:
             template = self._template(pod, template_name)
             new_claim = self._claim_from_template(
-                pod, pod_claim, template,
+                pod,
+                pod_claim,
+                template,
                 generate_name=generate_name_for(
                     pod.metadata.name, pod_claim.name, self.minor_version
                 ),
@@ -671,8 +689,14 @@ class ResourceClaimController:
             "status": {"resourceClaimStatuses": statuses},
         }
         yield from self.client.patch(
-            "Pod", pod.metadata.name, pod.metadata.namespace, patch,
-            patch_type="apply", subresource="status", field_manager=FIELD_MANAGER, force=True,
+            "Pod",
+            pod.metadata.name,
+            pod.metadata.namespace,
+            patch,
+            patch_type="apply",
+            subresource="status",
+            field_manager=FIELD_MANAGER,
+            force=True,
             reason="record generated claim names",
         )
 
@@ -689,9 +713,7 @@ class ResourceClaimController:
                 # The claim event queues the pod again once the claim exists.
                 return
             if not check_owner(pod, claim, resolved):
-                raise SyncError(
-                    f"ResourceClaim {claim.key} was not created for pod {pod.key}"
-                )
+                raise SyncError(f"ResourceClaim {claim.key} was not created for pod {pod.key}")
             if claim.mode == AllocationMode.WAIT_FOR_FIRST_CONSUMER and not claim.allocated:
                 yield from self._ensure_scheduling_context(pod)
                 return
@@ -818,6 +840,8 @@ class ResourceClaimController:
             return
         if pod.metadata.uid != owner.uid or is_pod_done(pod):
             yield from self.client.delete(
-                "ResourceClaim", claim.metadata.name, claim.metadata.namespace,
+                "ResourceClaim",
+                claim.metadata.name,
+                claim.metadata.namespace,
                 reason="delete claim of finished pod",
             )

@@ -115,7 +115,13 @@ class ControlPlaneConfig(StrictModel):
     claim_controller: ClaimControllerConfig = Field(default_factory=ClaimControllerConfig)
     garbage_collector: GarbageCollectorConfig = Field(default_factory=GarbageCollectorConfig)
     watch_history: int = Field(
-        1_000_000, ge=1000, description="watch events the API server keeps for resumption"
+        10_000,
+        ge=1000,
+        description=(
+            "watch events the API server keeps for watches that resume from an older "
+            "resourceVersion (kube-apiserver keeps 100 to 102,400 per resource; informers "
+            "here resume right after a list, so a short history suffices and saves memory)"
+        ),
     )
 
     @property

@@ -105,6 +105,8 @@ class NodeLocalModel:
         self._selector: LabelSelector | None = (
             parse_label_selector(settings.node_selector) if settings.node_selector else None
         )
+        # A set, so that membership does not scan a list of thousands of node names.
+        self._named_nodes = frozenset(settings.nodes)
         # Claim UID -> node ("" in network-attached mode) and slot number on that node.
         self._allocated: dict[str, tuple[str, int]] = {}
         self._slots: dict[str, set[int]] = {}  # node -> slots in use
@@ -126,7 +128,7 @@ class NodeLocalModel:
         """Whether the driver has resources on `node`."""
         s = self.settings
         if s.nodes:
-            return node in s.nodes
+            return node in self._named_nodes
         if s.node_name_prefix:
             return node.startswith(s.node_name_prefix)
         if self._selector is not None:

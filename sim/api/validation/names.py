@@ -10,6 +10,7 @@ Go's `len(string)` does.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 DNS1123_LABEL_MAX_LENGTH = 63
 DNS1123_SUBDOMAIN_MAX_LENGTH = 253
@@ -48,24 +49,38 @@ def _max_length_message(max_length: int) -> str:
     return f"must be no more than {max_length} bytes"
 
 
+_NAME_CACHE_SIZE = 1 << 16
+"""Names remembered per check: the same node and object names recur on every write."""
+
+
 def dns1123_label_errors(value: str) -> list[str]:
     """Check an RFC 1123 label, such as a namespace name or a pod claim name."""
+    return list(_dns1123_label_errors(value))
+
+
+@lru_cache(maxsize=_NAME_CACHE_SIZE)
+def _dns1123_label_errors(value: str) -> tuple[str, ...]:
     errors = []
     if utf8_length(value) > DNS1123_LABEL_MAX_LENGTH:
         errors.append(_max_length_message(DNS1123_LABEL_MAX_LENGTH))
     if not _DNS1123_LABEL_RE.fullmatch(value):
         errors.append(_LABEL_SYNTAX)
-    return errors
+    return tuple(errors)
 
 
 def dns1123_subdomain_errors(value: str) -> list[str]:
     """Check an RFC 1123 subdomain, such as a claim, class, node or pod name."""
+    return list(_dns1123_subdomain_errors(value))
+
+
+@lru_cache(maxsize=_NAME_CACHE_SIZE)
+def _dns1123_subdomain_errors(value: str) -> tuple[str, ...]:
     errors = []
     if utf8_length(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
         errors.append(_max_length_message(DNS1123_SUBDOMAIN_MAX_LENGTH))
     if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
         errors.append(_SUBDOMAIN_SYNTAX)
-    return errors
+    return tuple(errors)
 
 
 def _mask_trailing_dash(value: str) -> str:

@@ -92,7 +92,9 @@ def _validate_node_name_set(nodes: tuple[str, ...], path: str) -> list[FieldErro
             errors.append(duplicate(index(path, i), node))
             continue
         seen.add(node)
-        errors += invalid_each(index(path, i), node, object_name_errors(node))
+        problems = object_name_errors(node)
+        if problems:
+            errors += invalid_each(index(path, i), node, problems)
     if len(nodes) > POD_SCHEDULING_NODE_LIST_MAX_SIZE:
         errors.append(too_many(path, len(nodes), POD_SCHEDULING_NODE_LIST_MAX_SIZE))
     return errors
