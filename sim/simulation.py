@@ -44,6 +44,7 @@ from sim.cluster.claimcontroller import ResourceClaimController
 from sim.cluster.driver import DriverController
 from sim.cluster.garbagecollector import GarbageCollector
 from sim.cluster.kubelet import Kubelet, NodePlugin
+from sim.cluster.podgc import PodGarbageCollector
 from sim.cluster.scheduler.scheduler import KubeScheduler
 from sim.cluster.workloadcontrollers import (
     WorkloadController,
@@ -83,6 +84,7 @@ class Simulation:
     scheduler: KubeScheduler
     claim_controller: ResourceClaimController
     garbage_collector: GarbageCollector
+    pod_gc: PodGarbageCollector
     drivers: dict[str, DriverController]
     kubelets: dict[str, Kubelet]
     sources: list[WorkloadSource]
@@ -396,6 +398,7 @@ def build(
             raise SetupError(str(error)) from None
     claim_controller = ResourceClaimController(world)
     garbage_collector = GarbageCollector(world)
+    pod_gc = PodGarbageCollector(world)
     sources: list[WorkloadSource] = []
     for workload in scenario.workloads:
         source_class = TraceWorkloadSource if workload.arrival.type == "trace" else WorkloadSource
@@ -403,6 +406,7 @@ def build(
     scheduler.start()
     claim_controller.start()
     garbage_collector.start()
+    pod_gc.start()
     for controller in drivers.values():
         controller.start()
     for kubelet in kubelets.values():
@@ -420,6 +424,7 @@ def build(
         scheduler=scheduler,
         claim_controller=claim_controller,
         garbage_collector=garbage_collector,
+        pod_gc=pod_gc,
         drivers=drivers,
         kubelets=kubelets,
         sources=sources,

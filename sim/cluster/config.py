@@ -96,6 +96,20 @@ class GarbageCollectorConfig(StrictModel):
     )
 
 
+class PodGCConfig(StrictModel):
+    """Pod garbage collector settings (kube-controller-manager)."""
+
+    terminated_pod_threshold: int = Field(
+        12_500,
+        ge=0,
+        description="terminated pods kept before the oldest are deleted "
+        "(`--terminated-pod-gc-threshold`); 0 keeps them all",
+    )
+    check_period_s: float = Field(
+        20.0, gt=0, description="time between two counts of the terminated pods, seconds"
+    )
+
+
 class ControlPlaneConfig(StrictModel):
     """Everything about the API server, its clients and the control-plane components."""
 
@@ -114,6 +128,7 @@ class ControlPlaneConfig(StrictModel):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     claim_controller: ClaimControllerConfig = Field(default_factory=ClaimControllerConfig)
     garbage_collector: GarbageCollectorConfig = Field(default_factory=GarbageCollectorConfig)
+    pod_gc: PodGCConfig = Field(default_factory=PodGCConfig)
     watch_history: int = Field(
         10_000,
         ge=1000,
