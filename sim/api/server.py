@@ -42,6 +42,7 @@ import binascii
 import bisect
 import builtins
 import copy
+import functools
 import json
 import random
 import uuid
@@ -50,6 +51,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
+
+from pydantic import BaseModel
 
 from sim.api.codec import ManifestError, from_dict, to_dict
 from sim.api.errors import (
@@ -382,6 +385,17 @@ class _PatchApplyError(Exception):
         self.pointer = pointer
         self.operation = operation
         self.detail = detail
+
+
+@functools.cache
+def _model_fields_by_alias(cls: type[BaseModel]) -> dict[str, tuple[str, type[BaseModel]]]:
+    """Map the wire name of each field of `cls` that holds one model to (field name, model)."""
+    fields: dict[str, tuple[str, type[BaseModel]]] = {}
+    for field_name, info in cls.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields[info.alias or field_name] = (field_name, annotation)
+    return fields
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -1536,6 +1550,16 @@ class APIServer:
                 )
             raise self._not_found(info, name)
 
+        if patch_type != "json":
+            merged = self._merge_patch_fields(info, name, scope_namespace, stored, patch)
+            if merged is not None:
+                if subresource == "status":
+                    return self._update_status(
+                        merged, dry_run=dry_run, verb="patch", field_manager=field_manager
+                    )
+                return self._update(
+                    merged, dry_run=dry_run, verb="patch", field_manager=field_manager
+                )
         document = to_dict(stored)
         if patch_type == "json":
             try:
@@ -1566,6 +1590,54 @@ class APIServer:
                 f"on the URL ({namespace}/{name})"
             )
         return obj
+
+    @staticmethod
+    def _merge_patch_fields(
+        info: _KindInfo,
+        name: str,
+        namespace: str,
+        stored: TopLevelObject,
+        patch: Mapping[str, Any],
+    ) -> TopLevelObject | None:
+        """Apply a merge patch field by field to a typed object; None when it needs the slow path.
+
+        A merge patch merges each top-level key on its own, so only the fields
+        the patch names are encoded, merged and decoded again (strictly, from
+        JSON). A patch that names an unknown field, deletes a whole field,
+        changes the name or does not decode returns None, and the whole-object
+        path then reports the error as before.
+        """
+        cls = TYPED_KINDS.get(info.kind)
+        if cls is None or type(stored) is not cls:
+            return None
+        fields = _model_fields_by_alias(cls)
+        update: dict[str, Any] = {}
+        for key, value in patch.items():
+            if key == "apiVersion" and value == cls.API_VERSION:
+                continue
+            if key == "kind" and value == info.kind:
+                continue
+            field = fields.get(key)
+            if field is None or not isinstance(value, Mapping):
+                return None
+            field_name, model_type = field
+            current = getattr(stored, field_name)
+            document = (
+                current.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+                if current is not None
+                else {}
+            )
+            try:
+                update[field_name] = model_type.model_validate_json(
+                    json.dumps(merge_patch(document, value)), strict=True
+                )
+            except ValueError:
+                return None
+        merged = stored.model_copy(update=update)
+        meta = merged.metadata
+        if meta.name != name or meta.namespace != namespace:
+            return None
+        return merged
 
     @staticmethod
     def _decode_typed_fast(info: _KindInfo, patched: Mapping[str, Any]) -> TopLevelObject | None:

@@ -104,12 +104,17 @@ def qualified_name_errors(value: str) -> list[str]:
     Label keys, annotation keys and finalizers are qualified names
     (`example.com/deletion-protection`, `app`).
     """
+    return list(_qualified_name_errors(value))
+
+
+@lru_cache(maxsize=_NAME_CACHE_SIZE)
+def _qualified_name_errors(value: str) -> tuple[str, ...]:
     parts = value.split("/")
     if len(parts) > 2:
-        return [
+        return (
             "must be a qualified name: a name part with an optional DNS subdomain prefix "
-            "and one '/' (for example 'example.com/MyName')"
-        ]
+            "and one '/' (for example 'example.com/MyName')",
+        )
 
     errors = []
     name = parts[-1]
@@ -122,16 +127,21 @@ def qualified_name_errors(value: str) -> list[str]:
 
     if not name:
         errors.append("name part must be non-empty")
-        return errors
+        return tuple(errors)
     if utf8_length(name) > QUALIFIED_NAME_MAX_LENGTH:
         errors.append(f"name part {_max_length_message(QUALIFIED_NAME_MAX_LENGTH)}")
     if not _QUALIFIED_NAME_PART_RE.fullmatch(name):
         errors.append(f"name part {_QUALIFIED_PART_SYNTAX}")
-    return errors
+    return tuple(errors)
 
 
 def label_value_errors(value: str) -> list[str]:
     """Check a label value: empty, or at most 63 bytes of letters, digits, '-', '_', '.'."""
+    return list(_label_value_errors(value))
+
+
+@lru_cache(maxsize=_NAME_CACHE_SIZE)
+def _label_value_errors(value: str) -> tuple[str, ...]:
     errors = []
     if utf8_length(value) > LABEL_VALUE_MAX_LENGTH:
         errors.append(_max_length_message(LABEL_VALUE_MAX_LENGTH))
@@ -140,4 +150,4 @@ def label_value_errors(value: str) -> list[str]:
             "must be empty or consist of letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit (for example 'MyValue' or 'my_value')"
         )
-    return errors
+    return tuple(errors)
