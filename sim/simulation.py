@@ -12,11 +12,13 @@ tables.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,18 +123,42 @@ class Simulation:
         started = time.perf_counter()
         steps = 0
         stop_at = float(env.now)
-        while stop_at < horizon:
-            stop_at = min(horizon, stop_at + check_interval_s)
-            while env.peek() <= stop_at:
-                env.step()
-                steps += 1
-            self.end_time_s = stop_at
-            if progress is not None:
-                progress(stop_at)
-            if self.drained():
-                break
+        with _fewer_collections():
+            while stop_at < horizon:
+                stop_at = min(horizon, stop_at + check_interval_s)
+                while env.peek() <= stop_at:
+                    env.step()
+                    steps += 1
+                self.end_time_s = stop_at
+                if progress is not None:
+                    progress(stop_at)
+                if self.drained():
+                    break
         self.events_processed += steps
         self.wall_time_s += time.perf_counter() - started
+
+
+GC_YOUNGEST_THRESHOLD = 100_000
+"""Allocations between two collections of the youngest generation while a simulation runs.
+
+A run allocates millions of short-lived objects (events, object copies) next
+to a large set of long-lived ones (stored objects, records). Python's default
+of 700 starts a collection so often that scanning took 12 % of the wall time
+of a run with 1,000 nodes and 5,000 pods.
+"""
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Exclude the objects that exist now from collections and collect less often, then restore."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNGEST_THRESHOLD, thresholds[1], thresholds[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _device_count(
