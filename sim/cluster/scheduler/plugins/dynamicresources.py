@@ -69,6 +69,9 @@ logger = logging.getLogger(__name__)
 
 NAME = "DynamicResources"
 
+CLAIM_NAMES_CACHE_SIZE = 100_000
+"""Pods whose claim names the queueing hint remembers before the cache starts over."""
+
 
 @dataclass
 class DRAState:
@@ -115,6 +118,8 @@ class DynamicResources:
         self.rng = rng
         self.minor_version = minor_version
         self.intended_candidates = postfilter_candidates == "intended"
+        self._claim_names_cache: dict[str, tuple[Pod, frozenset[str]]] = {}
+        """Pod UID -> (the pod object, the claim names it refers to)."""
 
     # ----------------------------------------------------------------------------------
     # Events and queueing hints
@@ -162,6 +167,10 @@ class DynamicResources:
     def claim_hint(self, pod: Pod, old: Any, new: Any) -> QueueingHint:
         """Queue the pod when a claim it uses was created or its status changed."""
         if new is None:
+            return QueueingHint.SKIP
+        # A claim with the new object's UID also has its name, so a pod that names no claim
+        # of that name cannot use it. This check runs for every waiting pod on every event.
+        if new.metadata.name not in self._claim_names(pod):
             return QueueingHint.SKIP
         try:
             resolved = self._pod_claims(pod)
@@ -521,6 +530,25 @@ class DynamicResources:
 
     def _unresolvable(self, message: str) -> Status:
         return Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, message, NAME)
+
+    def _claim_names(self, pod: Pod) -> frozenset[str]:
+        """Return the names of the claims the pod refers to so far (cached per pod object)."""
+        cached = self._claim_names_cache.get(pod.metadata.uid)
+        if cached is not None and cached[0] is pod:
+            return cached[1]
+        names: set[str] = set()
+        for pod_claim in pod.spec.resource_claims:
+            try:
+                resolved = resolve_claim_name(pod, pod_claim, legacy_names=self.minor_version < 28)
+            except ClaimNameError:
+                continue
+            if resolved is not None:
+                names.add(resolved.claim_name)
+        if len(self._claim_names_cache) >= CLAIM_NAMES_CACHE_SIZE:
+            self._claim_names_cache.clear()
+        found = frozenset(names)
+        self._claim_names_cache[pod.metadata.uid] = (pod, found)
+        return found
 
     def _pod_claims(self, pod: Pod) -> list[tuple[str, ResourceClaim]]:
         """Resolve and fetch every claim of the pod from the informer, in pod order.
