@@ -63,8 +63,8 @@ BUSY_SHARE = 0.5
 """Share of the devices that the synthetic arrival rate keeps busy in steady state."""
 RUN_DURATION = LogNormal(median=600.0, sigma=0.5)
 """Run time of a synthetic pod once started, seconds (mean about 680 s)."""
-SYNTHETIC_TAIL_S = 20 * RUN_DURATION.median
-"""Simulated time after the last synthetic arrival before the horizon, seconds.
+SYNTHETIC_TAIL_MEDIANS = 20
+"""Simulated time after the last synthetic arrival before the horizon, in median run times.
 
 A run stops earlier as soon as every pod has finished; the margin covers the
 longest run time of 100,000 log-normal draws with room to spare.
@@ -106,13 +106,35 @@ class Case:
 # --------------------------------------------------------------------------------------
 
 
+MAX_ARRIVAL_RATE = 20.0
+"""Highest synthetic arrival rate, pods/s.
+
+The modelled kube-scheduler binds about 29 pods per simulated second with
+classic DRA and queueing hints off (10,000 nodes). Above that rate the
+pending queue, and with it memory, grows for the whole run, so the large
+clusters get longer run times instead of faster arrivals.
+"""
+
+
 def synthetic_arrival_rate(nodes: int, mean_run_s: float = RUN_DURATION.mean()) -> float:
     """Return the Poisson arrival rate, pods/s, that keeps `BUSY_SHARE` of the devices busy.
 
     By Little's law the devices in use are rate * mean run time, each pod
     holding one device; the time a pod waits before it starts is left out.
+    The rate is capped at `MAX_ARRIVAL_RATE`; see `synthetic_run_duration`.
     """
-    return BUSY_SHARE * DEVICES_PER_NODE * nodes / mean_run_s
+    return min(MAX_ARRIVAL_RATE, BUSY_SHARE * DEVICES_PER_NODE * nodes / mean_run_s)
+
+
+def synthetic_run_duration(nodes: int) -> LogNormal:
+    """Return the run time of the synthetic pods on `nodes` nodes, seconds.
+
+    This is `RUN_DURATION`, stretched where the arrival rate is capped, so
+    that `BUSY_SHARE` of the devices stay busy on every cluster size.
+    """
+    uncapped = BUSY_SHARE * DEVICES_PER_NODE * nodes / RUN_DURATION.mean()
+    stretch = max(1.0, uncapped / MAX_ARRIVAL_RATE)
+    return LogNormal(median=RUN_DURATION.median * stretch, sigma=RUN_DURATION.sigma)
 
 
 def synthetic_scenario(nodes: int, pods: int, name: str | None = None) -> Scenario:
@@ -121,19 +143,20 @@ def synthetic_scenario(nodes: int, pods: int, name: str | None = None) -> Scenar
     Every node has `DEVICES_PER_NODE` devices of a `node-local` driver (the
     Kubernetes test driver). Each pod asks for one device through a claim
     template (WaitForFirstConsumer), runs for a log-normal time
-    (`RUN_DURATION`) and finishes, so the cluster turns over. Pods arrive as a
-    Poisson process at `synthetic_arrival_rate(nodes)`, so about half the
-    devices are busy once the cluster reaches steady state. The API clients
+    (`synthetic_run_duration(nodes)`) and finishes, so the cluster turns over.
+    Pods arrive as a Poisson process at `synthetic_arrival_rate(nodes)`, so
+    about half the devices are busy once the cluster reaches steady state. The API clients
     of kube-scheduler and the resourceclaim controller get 5000 QPS and burst
     5000, as in scheduler_perf, so that client rate limits do not cap the
     scheduling rate of the large clusters.
     """
     rate = synthetic_arrival_rate(nodes)
+    run_duration = synthetic_run_duration(nodes)
     data: dict[str, Any] = {
         "name": name or f"synthetic-{nodes}n-{pods}p",
         "description": f"{nodes} nodes with {DEVICES_PER_NODE} node-local devices, {pods} pods",
         "seed": 1,
-        "horizon_s": pods / rate + SYNTHETIC_TAIL_S,
+        "horizon_s": pods / rate + SYNTHETIC_TAIL_MEDIANS * run_duration.median,
         "record_objects": "none",
         "cluster": {
             "node_pools": [
@@ -159,7 +182,7 @@ def synthetic_scenario(nodes: int, pods: int, name: str | None = None) -> Scenar
                 "count": pods,
                 "pod": {"cpu": "1", "memory": "2Gi"},
                 "claims": [{"name": "device", "template": {"resource_class": SYNTHETIC_CLASS}}],
-                "run_duration_s": RUN_DURATION.model_dump(),
+                "run_duration_s": run_duration.model_dump(),
             }
         ],
     }
