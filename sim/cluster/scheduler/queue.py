@@ -364,9 +364,10 @@ class SchedulingQueue:
         # The real queue holds its lock for the whole move, so a waiting Pop only takes a
         # woken pod after the move request and the in-flight event are recorded.
         self._holding = True
+        registrations = self._matching_registrations(event)
         try:
             for info in list(infos):
-                strategy = self._worth_requeuing(info, event, old, new)
+                strategy = self._worth_requeuing(info, event, old, new, registrations)
                 if strategy == Strategy.SKIP:
                     continue
                 self._unschedulable.pop(info.uid, None)
@@ -380,14 +381,22 @@ class SchedulingQueue:
         self._hand_out()
 
     def _worth_requeuing(
-        self, info: QueuedPodInfo, event: ClusterEvent, old: Any, new: Any
+        self,
+        info: QueuedPodInfo,
+        event: ClusterEvent,
+        old: Any,
+        new: Any,
+        registrations: list[tuple[str, EventRegistration]] | None = None,
     ) -> Strategy:
+        """Return how to requeue the pod for the event (`registrations`: those matching it)."""
         if event.resource == Resource.WILDCARD or not (
             info.unschedulable_plugins or info.pending_plugins
         ):
             return Strategy.AFTER_BACKOFF
         strategy = Strategy.SKIP
-        for plugin, registration in self._matching_registrations(event):
+        if registrations is None:
+            registrations = self._matching_registrations(event)
+        for plugin, registration in registrations:
             if plugin not in info.unschedulable_plugins and plugin not in info.pending_plugins:
                 continue
             hint = QueueingHint.QUEUE
