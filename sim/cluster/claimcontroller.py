@@ -41,7 +41,7 @@ from sim.api.types import (
     pod_consumer_reference,
 )
 from sim.cluster.claims import ClaimNameError, check_owner, resolve_claim_name
-from sim.cluster.client import APIClient, Informer
+from sim.cluster.client import KUBE_CONTROLLER_MANAGER, APIClient, Informer, shared_informer
 from sim.cluster.config import ClaimControllerConfig
 from sim.cluster.workqueue import WorkQueue
 from sim.cluster.world import World
@@ -305,10 +305,12 @@ class ResourceClaimController:
         self.minor_version = world.config.version_tuple[1]
         self.client = APIClient(world, COMPONENT, qps=self.config.qps, burst=self.config.burst)
         self.queue = WorkQueue(world.env, "resource_claim")
-        self.pods = Informer(world, "Pod", COMPONENT)
-        self.claims = Informer(world, "ResourceClaim", COMPONENT)
-        self.templates = Informer(world, "ResourceClaimTemplate", COMPONENT)
-        self.scheduling_contexts = Informer(world, "PodSchedulingContext", COMPONENT)
+        self.pods = shared_informer(world, KUBE_CONTROLLER_MANAGER, "Pod")
+        self.claims = shared_informer(world, KUBE_CONTROLLER_MANAGER, "ResourceClaim")
+        self.templates = shared_informer(world, KUBE_CONTROLLER_MANAGER, "ResourceClaimTemplate")
+        self.scheduling_contexts = shared_informer(
+            world, KUBE_CONTROLLER_MANAGER, "PodSchedulingContext"
+        )
         self.deleted_pods = DeletedPodCache(self.config.deleted_pod_memory)
         self.claim_cache = ClaimMutationCache(self.claims, world.env)
         self._started = False

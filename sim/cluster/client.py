@@ -266,6 +266,25 @@ class APIClient:
         return result
 
 
+KUBE_CONTROLLER_MANAGER = "kube-controller-manager"
+"""Process of the resourceclaim controller and the two garbage collectors."""
+
+
+def shared_informer(world: World, process: str, kind: str) -> Informer:
+    """Return the informer of `kind` that every controller in `process` shares.
+
+    Controllers in one process get their informers from one client-go
+    SharedInformerFactory, so each kind is watched once and each event
+    reaches all their handlers at the same moment.
+    """
+    key = (process, kind)
+    informer = world.shared_informers.get(key)
+    if informer is None:
+        informer = Informer(world, kind, process)
+        world.shared_informers[key] = informer
+    return informer
+
+
 AddHandler = Callable[[Any], None]
 UpdateHandler = Callable[[Any, Any], None]
 DeleteHandler = Callable[[Any], None]
@@ -313,9 +332,11 @@ class Informer:
         on_update: UpdateHandler | None = None,
         on_delete: DeleteHandler | None = None,
     ) -> None:
-        """Register event handlers; register them before `start` to see the initial list."""
+        """Register event handlers; `on_add` sees every object already cached, as in client-go."""
         if on_add:
             self._on_add.append(on_add)
+            for obj in list(self.cache.values()):
+                on_add(obj)
         if on_update:
             self._on_update.append(on_update)
         if on_delete:
@@ -335,9 +356,7 @@ class Informer:
         if self._started:
             return
         self._started = True
-        listed = self.world.api.list(
-            self.kind, self.namespace, field_selector=self.field_selector
-        )
+        listed = self.world.api.list(self.kind, self.namespace, field_selector=self.field_selector)
         for obj in listed.items:
             self._store(obj)
         for obj in listed.items:

@@ -25,7 +25,12 @@ import simpy
 from sim.api.errors import APIError, Conflict, NotFound
 from sim.api.server import FINALIZER_FOREGROUND_DELETION, FINALIZER_ORPHAN
 from sim.api.types import OwnerReference, TopLevelObject
-from sim.cluster.client import APIClient, Informer, resource_name
+from sim.cluster.client import (
+    KUBE_CONTROLLER_MANAGER,
+    APIClient,
+    resource_name,
+    shared_informer,
+)
 from sim.cluster.config import GarbageCollectorConfig
 from sim.cluster.workqueue import WorkQueue
 from sim.cluster.world import World
@@ -131,7 +136,9 @@ class GarbageCollector:
         self.workers = workers
         self.client = APIClient(world, COMPONENT, qps=qps, burst=burst)
         self.queue = WorkQueue(world.env, "garbage_collector_attempt_to_delete")
-        self.informers = {kind: Informer(world, kind, COMPONENT) for kind in OWNER_KINDS}
+        self.informers = {
+            kind: shared_informer(world, KUBE_CONTROLLER_MANAGER, kind) for kind in OWNER_KINDS
+        }
         self._delay_rng = world.streams.stream(f"{COMPONENT}/delay")
         self._latency_rng = world.streams.stream(f"{COMPONENT}/finalizer-requests")
         self._present: dict[str, tuple[str, str, str]] = {}
@@ -233,8 +240,12 @@ class GarbageCollector:
                 retries = self.queue.num_requeues(key)
                 level = logging.INFO if retries == 0 else logging.DEBUG
                 logger.log(
-                    level, "t=%.6f %s failed (retry %d with backoff): %s",
-                    self.world.now, key, retries + 1, error,
+                    level,
+                    "t=%.6f %s failed (retry %d with backoff): %s",
+                    self.world.now,
+                    key,
+                    retries + 1,
+                    error,
                 )
                 self.queue.add_rate_limited(key)
             else:
@@ -287,8 +298,12 @@ class GarbageCollector:
 
         try:
             yield from self.client.delete(
-                kind, name, namespace, propagation_policy="Background",
-                uid_precondition=obj.metadata.uid, reason="owner is gone",
+                kind,
+                name,
+                namespace,
+                propagation_policy="Background",
+                uid_precondition=obj.metadata.uid,
+                reason="owner is gone",
             )
         except (NotFound, Conflict):
             # Gone already, or replaced by a new object of the same name.
@@ -348,14 +363,20 @@ class GarbageCollector:
                 continue
             try:
                 yield from self.client.delete(
-                    dependent.KIND or dependent.kind, meta.name, meta.namespace,
-                    uid_precondition=meta.uid, reason="owner deleted in foreground",
+                    dependent.KIND or dependent.kind,
+                    meta.name,
+                    meta.namespace,
+                    uid_precondition=meta.uid,
+                    reason="owner deleted in foreground",
                 )
             except (NotFound, Conflict):
                 continue
         # The last blocking dependent's delete event queues the owner again.
         yield from self._finish_with_helper(
-            kind, namespace, name, self.world.api.finish_foreground_deletion,
+            kind,
+            namespace,
+            name,
+            self.world.api.finish_foreground_deletion,
             "finish foreground deletion",
         )
 
@@ -396,11 +417,22 @@ class GarbageCollector:
         if not done:
             logger.debug(
                 "t=%.6f %s %s/%s: still waiting for dependents",
-                self.world.now, kind, namespace, name,
+                self.world.now,
+                kind,
+                namespace,
+                name,
             )
             return
         self.world.recorder.api_request(
-            self.world.now, COMPONENT, "patch", resource_name(kind), namespace, name, "", 200,
-            latency, True,
+            self.world.now,
+            COMPONENT,
+            "patch",
+            resource_name(kind),
+            namespace,
+            name,
+            "",
+            200,
+            latency,
+            True,
         )
         logger.debug("t=%.6f %s: %s %s/%s", self.world.now, reason, kind, namespace, name)

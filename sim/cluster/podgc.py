@@ -28,7 +28,7 @@ import simpy
 
 from sim.api.errors import APIError, NotFound
 from sim.api.types import Pod, PodPhase
-from sim.cluster.client import APIClient, Informer
+from sim.cluster.client import KUBE_CONTROLLER_MANAGER, APIClient, shared_informer
 from sim.cluster.config import PodGCConfig
 from sim.cluster.world import World
 
@@ -66,7 +66,7 @@ class PodGarbageCollector:
         self.world = world
         self.config = config or world.config.pod_gc
         self.client = APIClient(world, COMPONENT, qps=qps, burst=burst)
-        self.pods = Informer(world, "Pod", COMPONENT)
+        self.pods = shared_informer(world, KUBE_CONTROLLER_MANAGER, "Pod")
         self.deleted = 0
         """Pods this controller deleted so far."""
         self._terminated: dict[str, Pod] = {}

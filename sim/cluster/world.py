@@ -97,11 +97,12 @@ class World:
     """Why that component made the request, in a few words (set by `APIClient`)."""
     write_hooks: list[Callable[[WriteRecord], None]] = field(default_factory=list)
     """Called in order for every committed API write (recorder, invariant checker)."""
+    shared_informers: dict[tuple[str, str], Any] = field(default_factory=dict)
+    """(process, kind) -> the informer that the controllers of one process share."""
 
     def add_write_hook(self, hook: Callable[[WriteRecord], None]) -> None:
         """Call `hook` for every committed API write, after the hooks added before it."""
         self.write_hooks.append(hook)
-
 
     @classmethod
     def create(
