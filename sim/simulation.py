@@ -108,7 +108,8 @@ class Simulation:
             return False
         if not all(controller.finished() for controller in self.workload_controllers):
             return False
-        return all(pod.done for pod in self.scheduler.pods.cache.values())
+        # Newest first: the pods still running are mostly the last ones created.
+        return all(pod.done for pod in reversed(self.scheduler.pods.cache.values()))
 
     def run(
         self,

@@ -176,7 +176,13 @@ _ObjectList = list[TopLevelObject]
 
 def format_timestamp(seconds: float) -> str:
     """Format simulated seconds as RFC 3339, truncated to whole seconds like metav1.Time."""
-    return (EPOCH + timedelta(seconds=int(seconds // 1))).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _format_whole_seconds(int(seconds // 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_whole_seconds(seconds: int) -> str:
+    # Every write in the same simulated second carries the same text.
+    return (EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_timestamp(text: str) -> float:
