@@ -11,7 +11,8 @@ A results directory holds:
 
 * `scenario.resolved.yaml`: the scenario with every default written out;
 * `manifest.json`: dra-sim, Python and library versions, seed, replication,
-  wall time, simulated time and SimPy events processed;
+  wall time, simulated time, SimPy events processed, and the claim and class
+  parameters that a driver rejected (`driver_parameter_errors`);
 * `pods.parquet`, `claims.parquet`, `events.parquet`, `api_requests.parquet`,
   `cycles.parquet`, `utilization.parquet`: the tables of `docs/metrics.md`;
 * `objects.parquet`: the API object versions that `dra-sim get` reads
@@ -22,6 +23,7 @@ A results directory holds:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -38,6 +40,8 @@ import yaml
 from sim import __version__
 from sim.scenario import Scenario, parse_scenario, resolved_data
 from sim.simulation import Simulation, build
+
+logger = logging.getLogger(__name__)
 
 TABLE_NAMES = ("pods", "claims", "events", "api_requests", "cycles", "utilization")
 LIBRARIES = ("simpy", "numpy", "pandas", "pyarrow", "pydantic", "scipy", "PyYAML")
@@ -140,6 +144,61 @@ class Results:
         )
 
 
+def unwritable_reason(directory: str | Path) -> str | None:
+    """Return why `Results.write` could not create `directory`, or None when it can.
+
+    Nothing is created. The nearest existing parent must be a folder that this
+    process may write to. NOTE: `os.access` is the check, so a failure it
+    cannot foresee (a full disk, a quota) still only shows when writing.
+    """
+    parent = Path(directory).absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"no permission to create files in {parent}"
+    return None
+
+
+PARAMETER_ERROR_MARKERS = ("claim parameters ", "class parameters ")
+"""Text with which the driver library's Warning events report parameters it rejected."""
+
+MAX_PARAMETER_ERRORS = 20
+"""Distinct parameter errors kept in `manifest.json`."""
+
+
+def driver_parameter_errors(simulation: Simulation) -> list[dict[str, Any]]:
+    """Return the distinct rejected-parameters warnings of all drivers, oldest first.
+
+    A driver that cannot parse a claim's or class's parameters records a
+    Warning event and retries the claim with backoff, so its pods stay pending
+    without any other sign. Each entry has the driver, the object the warning
+    is about, the message and the first time, in seconds.
+
+    NOTE: the warnings are picked by their message text (`PARAMETER_ERROR_MARKERS`).
+    """
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for name, controller in simulation.drivers.items():
+        for warning in controller.warnings:
+            if warning.message in seen or not any(
+                marker in warning.message for marker in PARAMETER_ERROR_MARKERS
+            ):
+                continue
+            seen.add(warning.message)
+            errors.append(
+                {
+                    "driver": name,
+                    "object": warning.object,
+                    "message": warning.message,
+                    "time_s": warning.time_s,
+                }
+            )
+    errors.sort(key=lambda error: float(error["time_s"]))
+    return errors
+
+
 def _library_versions() -> dict[str, str]:
     versions = {}
     for library in LIBRARIES:
@@ -199,6 +258,20 @@ def simulate(
     }
     if simulation.object_recorder is not None:
         manifest["objects_recorded"] = simulation.object_recorder.recorded
+    parameter_errors = driver_parameter_errors(simulation)
+    manifest["driver_parameter_errors"] = parameter_errors[:MAX_PARAMETER_ERRORS]
+    if parameter_errors:
+        first = parameter_errors[0]
+        logger.warning(
+            "a driver rejected claim or class parameters, so the pods that use them stay "
+            "pending; first of %d distinct warnings (all in manifest.json "
+            "driver_parameter_errors), at %g s, driver %s, %s: %s",
+            len(parameter_errors),
+            first["time_s"],
+            first["driver"],
+            first["object"],
+            first["message"],
+        )
     return Results(
         scenario=scenario, tables=tables, summary=summary, manifest=manifest, simulation=simulation
     )

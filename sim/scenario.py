@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import difflib
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -52,6 +52,7 @@ from sim.api.types import NodeSelector
 from sim.cluster.config import ControlPlaneConfig, Dist, StrictModel
 from sim.cluster.driver import DriverConfig
 from sim.cluster.kubelet import KubeletConfig
+from sim.drivers.devices import ParameterError
 from sim.drivers.registry import available_driver_models, get_driver_model
 
 ATTRIBUTE = str | bool | int | float
@@ -431,9 +432,81 @@ class Scenario(StrictModel):
             raise ValueError("; ".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _check_workload_times(self) -> Scenario:
+        """Reject a workload whose arrivals would start after they end."""
+        for index, workload in enumerate(self.workloads):
+            if workload.until_s is not None and workload.start_s > workload.until_s:
+                raise ValueError(
+                    f"workloads[{index}]: start_s ({workload.start_s:g}) is after until_s "
+                    f"({workload.until_s:g}), so no pod would arrive; set until_s >= start_s"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _check_parameters(self) -> Scenario:
+        """Reject class and claim parameters that the class's driver model would reject.
+
+        At run time the driver reports such parameters only as a warning on the
+        claim and retries, so the pods would stay pending until the horizon.
+        """
+        models = {driver.name: driver.model for driver in self.drivers}
+        class_models = {cls.name: models.get(cls.driver_name) for cls in self.resource_classes}
+        entries: list[tuple[str, str, dict[str, Any], bool]] = [
+            (f"resource_classes[{index}]", cls.name, cls.parameters, True)
+            for index, cls in enumerate(self.resource_classes)
+            if cls.parameters is not None
+        ]
+        entries.extend(
+            (f"shared_claims[{index}]", claim.resource_class, claim.parameters, False)
+            for index, claim in enumerate(self.shared_claims)
+            if claim.parameters is not None
+        )
+        for w_index, workload in enumerate(self.workloads):
+            for c_index, pod_claim in enumerate(workload.claims):
+                template = pod_claim.template
+                if template is not None and template.parameters is not None:
+                    path = f"workloads[{w_index}].claims[{c_index}].template"
+                    entries.append((path, template.resource_class, template.parameters, False))
+        for path, class_name, parameters, of_class in entries:
+            check = _parameter_checks().get(class_models.get(class_name) or "")
+            if check is None:
+                continue
+            try:
+                check(parameters, of_class=of_class)
+            except ParameterError as error:
+                field = error.field.partition(".")[2]
+                where = f"{path}.parameters.{field}" if field else f"{path}.parameters"
+                message = f"{where}: {error.rule}"
+                if error.shows_value:
+                    message += f" (got {error.value!r})"
+                raise ValueError(message) from None
+        return self
+
     def node_count(self) -> int:
         """Return the number of nodes in all pools."""
         return sum(pool.count for pool in self.cluster.node_pools)
+
+
+ParameterCheck = Callable[..., None]
+"""`check_scenario_parameters(spec, *, of_class)` of a driver model module."""
+
+
+def _parameter_checks() -> dict[str, ParameterCheck]:
+    """Return the scenario parameter check of each built-in driver model, by model name.
+
+    NOTE: parameters of a class served by another registered model are not
+    checked before the run; its driver reports them at run time.
+    """
+    from sim.drivers import devices, gpushare, node_local
+
+    return {
+        "devices": devices.check_scenario_parameters,
+        # The network-attached model parses parameters with the devices model's parsers.
+        "network-attached": devices.check_scenario_parameters,
+        "gpushare": gpushare.check_scenario_parameters,
+        "node-local": node_local.check_scenario_parameters,
+    }
 
 
 def inventory_settings(
@@ -683,6 +756,61 @@ def _driver_error(error: ValidationError, source: str) -> ScenarioError | None:
     return None
 
 
+def _boolean_for_number(
+    data: Any, annotation: Any, loc: list[str | int]
+) -> tuple[list[str | int], str] | None:
+    """Find a boolean where the schema expects a number, and return its location and type.
+
+    Pydantic's lax mode turns `true` into 1 for `int` and `float` fields, and a
+    YAML `yes`/`true` in a numeric field is almost always a mistake. Fields
+    that accept booleans (device attributes, selectors, free-form `Any`) are
+    left alone. Driver `model_settings` are checked against the model's own
+    settings schema.
+    """
+    options = _alternatives(annotation)
+    if isinstance(data, bool):
+        if any(option in (bool, Any) for option in options):
+            return None
+        if int in options and float not in options:
+            return loc, "an integer"
+        if int in options or float in options:
+            return loc, "a number"
+        return None
+    found: tuple[list[str | int], str] | None = None
+    if isinstance(data, Mapping):
+        models = [o for o in options if isinstance(o, type) and issubclass(o, BaseModel)]
+        model = _pick_model(models, data) if models else None
+        dicts = [o for o in options if get_origin(o) is dict]
+        for key, value in data.items():
+            child: Any = None
+            if model is not None:
+                field = _field_named(model, str(key))
+                child = field.annotation if field is not None else None
+                if model is DriverConfig and key == "model_settings":
+                    child = _settings_schema(data.get("model", "node-local"))
+            elif dicts:
+                child = get_args(dicts[0])[1]
+            if child is not None:
+                found = _boolean_for_number(value, child, [*loc, str(key)])
+            if found:
+                return found
+    elif isinstance(data, list):
+        lists = [o for o in options if get_origin(o) in (list, tuple)]
+        if lists:
+            for index, item in enumerate(data):
+                found = _boolean_for_number(item, get_args(lists[0])[0], [*loc, index])
+                if found:
+                    return found
+    return None
+
+
+def _settings_schema(model: Any) -> Any:
+    """Return the `Settings` model of a driver model name, or None for an unknown name."""
+    if not isinstance(model, str) or model not in available_driver_models():
+        return None
+    return get_driver_model(model).Settings
+
+
 def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
     """Validate scenario data (already parsed from YAML).
 
@@ -691,6 +819,18 @@ def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
     """
     if not isinstance(data, Mapping):
         raise ScenarioError(source, "", "a scenario must be a mapping of keys to values", data)
+    boolean = _boolean_for_number(data, Scenario, [])
+    if boolean is not None:
+        loc, expected = boolean
+        value: Any = data
+        for part in loc:
+            value = value[part]
+        raise ScenarioError(
+            source,
+            _describe_location(loc),
+            f"invalid value; expected {expected}, not a boolean",
+            value,
+        )
     try:
         return Scenario.model_validate(data)
     except ValidationError as error:
@@ -701,10 +841,14 @@ def read_scenario_data(path: str | Path) -> dict[str, Any]:
     """Read a scenario file as plain data.
 
     Raises:
-        ScenarioError: the file is missing or is not valid YAML.
+        ScenarioError: the file is missing, is a directory or is not valid YAML.
     """
     file = Path(path)
     source = str(path)
+    if file.is_dir():
+        raise ScenarioError(
+            source, "", "is a directory, not a file; give the path of a scenario YAML file"
+        )
     if not file.is_file():
         raise ScenarioError(source, "", "file not found; give the path of a scenario YAML file")
     try:

@@ -57,7 +57,7 @@ from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_v
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
-from sim.api.types import AllocationResult, GenericObject, Pod, ResourceClaim
+from sim.api.types import AllocationResult, GenericObject, ObjectMeta, Pod, ResourceClaim
 from sim.cluster.config import StrictModel
 from sim.cluster.driver import (
     ClaimAllocation,
@@ -164,10 +164,33 @@ def _describe(obj: GenericObject) -> str:
     return f"{obj.kind} {obj.key}"
 
 
+class ParameterError(DriverError):
+    """An invalid field of a parameters object, with the field's path, the rule and the value.
+
+    The message reads `<kind> <namespace/name>: <field> <rule>, got <value>`;
+    scenario validation uses the parts to name the scenario field instead.
+    """
+
+    def __init__(
+        self, obj: GenericObject, field: str, rule: str, value: Any, *, shows_value: bool = True
+    ) -> None:
+        message = f"{_describe(obj)}: {field} {rule}"
+        if shows_value:
+            message += f", got {value!r}"
+        super().__init__(message)
+        self.field = field
+        """Path inside the object, e.g. `spec.count`."""
+        self.rule = rule
+        """What the field allows, e.g. `must be a positive integer`."""
+        self.value = value
+        self.shows_value = shows_value
+        """False when `value` is no part of the problem (an unknown field)."""
+
+
 def _spec(obj: GenericObject) -> Mapping[str, Any]:
     spec = obj.body.get("spec", {})
     if not isinstance(spec, Mapping):
-        raise DriverError(f"{_describe(obj)}: spec must be a mapping, got {spec!r}")
+        raise ParameterError(obj, "spec", "must be a mapping", spec)
     return spec
 
 
@@ -175,14 +198,14 @@ def _count(obj: GenericObject, value: Any, path: str) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DriverError(f"{_describe(obj)}: {path} must be a positive integer, got {value!r}")
+        raise ParameterError(obj, path, "must be a positive integer", value)
     return value
 
 
 def _optional_bool(obj: GenericObject, value: Any, path: str) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
-    raise DriverError(f"{_describe(obj)}: {path} must be true or false, got {value!r}")
+    raise ParameterError(obj, path, "must be true or false", value)
 
 
 def _selector(obj: GenericObject, selector: Any) -> tuple[AttributeConstraint, ...]:
@@ -190,13 +213,13 @@ def _selector(obj: GenericObject, selector: Any) -> tuple[AttributeConstraint, .
     if selector is None:
         return ()
     if not isinstance(selector, Mapping):
-        raise DriverError(f"{_describe(obj)}: spec.selector must be a mapping, got {selector!r}")
+        raise ParameterError(obj, "spec.selector", "must be a mapping", selector)
     constraints = []
     for key, value in selector.items():
         path = f"spec.selector.{key}"
         if key.startswith(("min_", "max_")):
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise DriverError(f"{_describe(obj)}: {path} must be a number, got {value!r}")
+                raise ParameterError(obj, path, "must be a number", value)
             if key.startswith("min_"):
                 constraints.append(AttributeConstraint(key[4:], minimum=float(value)))
             else:
@@ -204,9 +227,7 @@ def _selector(obj: GenericObject, selector: Any) -> tuple[AttributeConstraint, .
         elif isinstance(value, str | bool | int | float):
             constraints.append(AttributeConstraint(key, equals=value))
         else:
-            raise DriverError(
-                f"{_describe(obj)}: {path} must be a string, number or boolean, got {value!r}"
-            )
+            raise ParameterError(obj, path, "must be a string, number or boolean", value)
     return tuple(constraints)
 
 
@@ -259,9 +280,7 @@ def parse_intel_gpu_claim_parameters(obj: GenericObject) -> ParsedParameters:
     if "memory" in spec:
         memory = spec["memory"]
         if isinstance(memory, bool) or not isinstance(memory, int | float) or memory < 0:
-            raise DriverError(
-                f"{_describe(obj)}: spec.memory must be a number of MiB, got {memory!r}"
-            )
+            raise ParameterError(obj, "spec.memory", "must be a number of MiB", memory)
         if memory > 0:
             # Devices that do not state their memory are assumed to be large enough.
             constraints.append(
@@ -312,7 +331,7 @@ def _optional_name(obj: GenericObject, spec: Mapping[str, Any], field: str) -> s
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise DriverError(f"{_describe(obj)}: spec.{field} must be a string, got {value!r}")
+        raise ParameterError(obj, f"spec.{field}", "must be a string", value)
     return value
 
 
@@ -435,6 +454,26 @@ def parse_parameters(obj: GenericObject, ref_group: str = "") -> ParsedParameter
             f"supported kinds: {supported}"
         )
     return parser(obj)
+
+
+def check_scenario_parameters(spec: Mapping[str, Any], *, of_class: bool) -> None:
+    """Parse a scenario's `parameters` as the driver will parse them at run time.
+
+    A scenario's class parameters become a `DeviceClassParameters` object and
+    its claim parameters a `DeviceClaimParameters` object with `spec` set to
+    `spec`, so a value the driver would reject is reported before the run.
+
+    Raises:
+        ParameterError: a value is invalid; its `field` starts with `spec.`.
+    """
+    kind = "DeviceClassParameters" if of_class else "DeviceClaimParameters"
+    obj = GenericObject(
+        api_version=f"{SIM_PARAMETERS_GROUP}/v1",
+        kind=kind,
+        metadata=ObjectMeta(name="scenario-parameters"),
+        body={"spec": dict(spec)},
+    )
+    parse_parameters(obj, SIM_PARAMETERS_GROUP)
 
 
 def claim_request(claim: ClaimAllocation) -> tuple[DeviceRequest, list[str]]:

@@ -43,7 +43,14 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from sim.api.types import AllocationResult, GenericObject, Pod, ResourceClaim, controller_owner
+from sim.api.types import (
+    AllocationResult,
+    GenericObject,
+    ObjectMeta,
+    Pod,
+    ResourceClaim,
+    controller_owner,
+)
 from sim.cluster.config import StrictModel
 from sim.cluster.driver import (
     ClaimAllocation,
@@ -53,7 +60,12 @@ from sim.cluster.driver import (
     nodes_selector,
     resource_handle,
 )
-from sim.drivers.devices import SIM_PARAMETERS_GROUP, DeviceList, parameters_group
+from sim.drivers.devices import (
+    SIM_PARAMETERS_GROUP,
+    DeviceList,
+    ParameterError,
+    parameters_group,
+)
 from sim.drivers.gpu_policies import (
     MILLI_PER_GPU,
     POLICY_NAMES,
@@ -145,10 +157,7 @@ def _models(obj: GenericObject, value: Any) -> frozenset[str]:
         return frozenset(part.strip() for part in value.split("|") if part.strip())
     if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
         return frozenset(value)
-    raise DriverError(
-        f"{obj.kind} {obj.key}: spec.models must be a list of GPU model names or 'A|B', "
-        f"got {value!r}"
-    )
+    raise ParameterError(obj, "spec.models", "must be a list of GPU model names or 'A|B'", value)
 
 
 def _spec(obj: GenericObject, allowed: tuple[str, ...]) -> Mapping[str, Any]:
@@ -160,12 +169,13 @@ def _spec(obj: GenericObject, allowed: tuple[str, ...]) -> Mapping[str, Any]:
         )
     spec = obj.body.get("spec", {})
     if not isinstance(spec, Mapping):
-        raise DriverError(f"{obj.kind} {obj.key}: spec must be a mapping, got {spec!r}")
+        raise ParameterError(obj, "spec", "must be a mapping", spec)
     unknown = sorted(set(spec) - set(allowed))
     if unknown:
-        raise DriverError(
-            f"{obj.kind} {obj.key}: unknown field(s) spec.{', spec.'.join(unknown)}; "
-            f"allowed: {', '.join(allowed)}"
+        field = f"spec.{unknown[0]}" if len(unknown) == 1 else "spec"
+        rule = "is an unknown field" if len(unknown) == 1 else f"has unknown fields {unknown}"
+        raise ParameterError(
+            obj, field, f"{rule} (allowed: {', '.join(allowed)})", None, shows_value=False
         )
     return spec
 
@@ -173,10 +183,52 @@ def _spec(obj: GenericObject, allowed: tuple[str, ...]) -> Mapping[str, Any]:
 def _positive(obj: GenericObject, spec: Mapping[str, Any], key: str, default: int) -> int:
     value = spec.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DriverError(
-            f"{obj.kind} {obj.key}: spec.{key} must be a positive integer, got {value!r}"
-        )
+        raise ParameterError(obj, f"spec.{key}", "must be a positive integer", value)
     return value
+
+
+def _class_models(obj: GenericObject) -> frozenset[str]:
+    """Return the GPU models that class parameters allow (empty: any model)."""
+    return _models(obj, _spec(obj, ("models", "shareable")).get("models"))
+
+
+def _claim_gpus(obj: GenericObject) -> tuple[int, int, frozenset[str]]:
+    """Return the GPU count, the milli per GPU and the GPU models of claim parameters."""
+    spec = _spec(obj, ("count", "gpu_milli", "models", "shareable"))
+    count = _positive(obj, spec, "count", 1)
+    milli = MILLI_PER_GPU
+    if "gpu_milli" in spec:
+        milli = _positive(obj, spec, "gpu_milli", MILLI_PER_GPU)
+        if milli > MILLI_PER_GPU:
+            raise ParameterError(obj, "spec.gpu_milli", "must be at most 1000", milli)
+        if milli < MILLI_PER_GPU and count != 1:
+            raise ParameterError(
+                obj,
+                "spec.gpu_milli",
+                f"is {milli}, a share of a GPU, which needs count 1 (count is {count})",
+                milli,
+                shows_value=False,
+            )
+    return count, milli, _models(obj, spec.get("models"))
+
+
+def check_scenario_parameters(spec: Mapping[str, Any], *, of_class: bool) -> None:
+    """Parse a scenario's `parameters` as the gpushare model will parse them at run time.
+
+    Raises:
+        ParameterError: a value is invalid; its `field` starts with `spec.`.
+    """
+    kind = "DeviceClassParameters" if of_class else "DeviceClaimParameters"
+    obj = GenericObject(
+        api_version=f"{SIM_PARAMETERS_GROUP}/v1",
+        kind=kind,
+        metadata=ObjectMeta(name="scenario-parameters"),
+        body={"spec": dict(spec)},
+    )
+    if of_class:
+        _class_models(obj)
+    else:
+        _claim_gpus(obj)
 
 
 def claim_gpu_request(claim: ClaimAllocation, pod: Pod | None = None) -> GpuRequest:
@@ -193,24 +245,9 @@ def claim_gpu_request(claim: ClaimAllocation, pod: Pod | None = None) -> GpuRequ
     models: frozenset[str] = frozenset()
     class_models: frozenset[str] = frozenset()
     if claim.class_parameters is not None:
-        obj = claim.class_parameters
-        class_models = _models(obj, _spec(obj, ("models", "shareable")).get("models"))
+        class_models = _class_models(claim.class_parameters)
     if claim.claim_parameters is not None:
-        obj = claim.claim_parameters
-        spec = _spec(obj, ("count", "gpu_milli", "models", "shareable"))
-        count = _positive(obj, spec, "count", 1)
-        if "gpu_milli" in spec:
-            milli = _positive(obj, spec, "gpu_milli", MILLI_PER_GPU)
-            if milli > MILLI_PER_GPU:
-                raise DriverError(
-                    f"{obj.kind} {obj.key}: spec.gpu_milli must be at most 1000, got {milli}"
-                )
-            if milli < MILLI_PER_GPU and count != 1:
-                raise DriverError(
-                    f"{obj.kind} {obj.key}: a share of a GPU (gpu_milli {milli}) "
-                    f"needs count 1, got {count}"
-                )
-        models = _models(obj, spec.get("models"))
+        count, milli, models = _claim_gpus(claim.claim_parameters)
     if class_models and models:
         models = class_models & models
         if not models:

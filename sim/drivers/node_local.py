@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from sim.api.selectors import LabelSelector, parse_label_selector
-from sim.api.types import AllocationResult, GenericObject, Pod, ResourceClaim
+from sim.api.types import AllocationResult, GenericObject, ObjectMeta, Pod, ResourceClaim
 from sim.cluster.config import StrictModel
 from sim.cluster.driver import (
     ClaimAllocation,
@@ -50,6 +50,7 @@ from sim.cluster.driver import (
     nodes_selector,
     resource_handle,
 )
+from sim.drivers.devices import ParameterError
 from sim.drivers.registry import register_driver_model
 
 
@@ -261,6 +262,30 @@ class NodeLocalModel:
         if record is None:
             return None
         return record[0], [f"slot-{record[1]}"]
+
+
+def check_scenario_parameters(spec: Mapping[str, Any], *, of_class: bool) -> None:
+    """Check a scenario's `parameters`, which become the data of a core ConfigMap.
+
+    The test driver copies ConfigMap data into environment variables without
+    interpreting them, so any key is allowed, `count` too. Each value must
+    still be a string, number or boolean, because the simulator writes it with
+    `str()` and ConfigMap data in Kubernetes is a map of strings. Class and
+    claim parameters follow the same rule.
+
+    Raises:
+        ParameterError: a value is a mapping, a list or null; its `field`
+            starts with `data.`.
+    """
+    obj = GenericObject(
+        api_version="v1",
+        kind="ConfigMap",
+        metadata=ObjectMeta(name="scenario-parameters", namespace="default"),
+        body={"data": dict(spec)},
+    )
+    for key, value in spec.items():
+        if not isinstance(value, str | int | float):
+            raise ParameterError(obj, f"data.{key}", "must be a string, number or boolean", value)
 
 
 def _ref_kind(ref: Any) -> tuple[str, str]:
