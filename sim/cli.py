@@ -38,6 +38,9 @@ INTERRUPTED = 130
 """Exit code after Ctrl-C: 128 + SIGINT, as shells report it."""
 
 
+VERBOSE_HELP = "Log more: -v for run phases, -vv for every event."
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"dra-sim {__version__}")
@@ -52,20 +55,23 @@ def _root(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
-    verbose: Annotated[
-        int,
-        typer.Option(
-            "--verbose", "-v", count=True, help="Log more: -v for run phases, -vv for every event."
-        ),
-    ] = 0,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help=VERBOSE_HELP)] = 0,
 ) -> None:
     """Simulate Kubernetes scheduling with classic Dynamic Resource Allocation."""
-    level = logging.WARNING
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    set_verbosity(verbose)
+
+
+def set_verbosity(verbose: int) -> None:
+    """Set the root log level for a `-v` count: 1 is INFO, 2 or more is DEBUG.
+
+    A count of 0 keeps the current level, so `dra-sim -v run` and
+    `dra-sim run -v` both log at INFO.
+    """
     if verbose == 1:
-        level = logging.INFO
+        logging.getLogger().setLevel(logging.INFO)
     elif verbose >= 2:
-        level = logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger().setLevel(logging.DEBUG)
 
 
 def fail(message: str) -> NoReturn:
@@ -176,8 +182,12 @@ def run(
             "no SCENARIO).",
         ),
     ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help=VERBOSE_HELP)] = 0,
 ) -> None:
     """Run a scenario, or manifests on a cluster, and write the results directory."""
+    set_verbosity(verbose)
+    if until is not None and not math.isfinite(until):
+        fail(f"--until: invalid time {until}; expected a finite number of seconds >= 0")
     source = _scenario_source(scenario, manifest or [], cluster)
     try:
         _run(source, output, seed, set_ or [], until, check_invariants, quiet, manifest or [])
@@ -231,13 +241,18 @@ def _run(
     quiet: bool,
     manifests: list[Path] | None = None,
 ) -> None:
-    from sim.results import simulate
+    from sim.results import simulate, unwritable_reason
     from sim.simulation import SetupError
 
     loaded = _add_manifests(_load(scenario, overrides, seed), manifests or [])
     target = output or _default_output(loaded.name, loaded.seed)
+    if target.exists() and not target.is_dir():
+        fail(f"{target}: a file with this name exists; choose another --output")
     if target.exists():
         fail(f"{target}: results directory already exists; choose another --output")
+    problem = unwritable_reason(target)
+    if problem is not None:
+        fail(f"{target}: cannot create the results directory: {problem}; choose another --output")
     horizon = until if until is not None else loaded.horizon_s
     logger.info(
         "simulating %s (seed %d, %d nodes, %d workloads) up to t=%gs",

@@ -17,6 +17,7 @@ is derived from what it has (see `pod_status`, `node_status`) or shows
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -674,6 +675,8 @@ def register(app: typer.Typer) -> None:
         """Print the objects of a run as kubectl get prints them, at the end or at --at."""
         from sim.cli import fail
 
+        if at is not None and not (math.isfinite(at) and at >= 0):
+            fail(f"--at: invalid time {at}; expected a finite number of seconds >= 0")
         try:
             text, to_stderr = get_output(
                 results,

@@ -12,7 +12,9 @@ Exit codes:
 
 from __future__ import annotations
 
+import logging
 import math
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -130,6 +132,8 @@ def sweep(
     checked_target = None
     if target is not None:
         checked_target = _check_target(scenario, parameters, overrides, target, target_by)
+    if quiet and chosen_executor == "dask":
+        _silence_dask_logs()
 
     try:
         outcome = run_sweep(
@@ -169,6 +173,21 @@ def sweep(
         )
     if len(failed):
         raise typer.Exit(1)
+
+
+def _silence_dask_logs() -> None:
+    """Keep Dask's INFO messages (scheduler, nanny and worker start and stop) off stderr.
+
+    Importing `distributed` sets its loggers to the levels in its own
+    configuration (INFO for `distributed`), so the level is set after the
+    import. Warnings and errors still print.
+    """
+    try:
+        import_module("distributed")
+    except ImportError:
+        # The executor reports the missing package with its own message.
+        return
+    logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
 def _check_target(

@@ -144,16 +144,24 @@ def _rows(
         raise TraceError(path, f"cannot open the file: {error.strerror or error}") from None
     with handle:
         reader = csv.DictReader(handle)
-        header = list(reader.fieldnames or [])
-        missing = [column for column in required if column not in header]
-        if missing:
+        try:
+            header = list(reader.fieldnames or [])
+            missing = [column for column in required if column not in header]
+            if missing:
+                raise TraceError(
+                    path,
+                    f"missing column(s) {', '.join(missing)}; the header has: "
+                    f"{', '.join(header) or '(empty file)'}",
+                    row=1,
+                )
+            rows = [(index + 2, row) for index, row in enumerate(reader)]
+        except UnicodeDecodeError as error:
             raise TraceError(
                 path,
-                f"missing column(s) {', '.join(missing)}; the header has: "
-                f"{', '.join(header) or '(empty file)'}",
-                row=1,
-            )
-        rows = [(index + 2, row) for index, row in enumerate(reader)]
+                f"not a UTF-8 text file ({error.reason}); give an openb CSV file",
+            ) from None
+        except csv.Error as error:
+            raise TraceError(path, f"invalid CSV: {error}", row=reader.line_num) from None
     return header, rows
 
 
@@ -368,10 +376,10 @@ def workloads(
     faster, durations included).
 
     Raises:
-        ValueError: time_scale is not positive.
+        ValueError: time_scale is not positive and finite.
     """
-    if time_scale <= 0:
-        raise ValueError(f"time_scale must be positive, got {time_scale}")
+    if not (math.isfinite(time_scale) and time_scale > 0):
+        raise ValueError(f"time_scale must be positive and finite, got {time_scale}")
     start = min((pod.arrival_s for pod in pods), default=0.0)
     by_shape: dict[tuple[int, int, int, int, tuple[str, ...]], list[TracePod]] = {}
     for pod in pods:
@@ -432,8 +440,11 @@ class ImportOptions:
         for label, value in (("max_nodes", self.max_nodes), ("max_pods", self.max_pods)):
             if value is not None and value < 1:
                 raise ValueError(f"{label} must be at least 1, got {value}")
-        if self.time_scale <= 0:
-            raise ValueError(f"time_scale must be positive, got {self.time_scale}")
+        if not (math.isfinite(self.time_scale) and self.time_scale > 0):
+            raise ValueError(
+                f"--time-scale: invalid value {self.time_scale}; "
+                "time_scale must be positive and finite"
+            )
 
 
 def build_scenario(
