@@ -1,0 +1,404 @@
+"""More bad inputs for the `dra-sim` commands: one error line, exit code 2, nothing written.
+
+Most cases run the command in-process with typer's CliRunner. The logging
+cases (`run -v`, `sweep -q` with Dask) run `python -m sim.cli` as a
+subprocess, because they depend on the logging set-up of a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from sim.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
+SHARED_CLAIMS = ROOT / "scenarios" / "shared-claims.yaml"
+TEMPLATE_PARAMETERS = "workloads.0.claims.0.template.parameters"
+
+
+def invoke(*args: str | Path, cwd: Path | None = None) -> Result:
+    arguments = [str(arg) for arg in args]
+    if cwd is None:
+        return CliRunner().invoke(app, arguments)
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(app, arguments)
+    finally:
+        os.chdir(previous)
+
+
+def assert_one_error_line(result: Result, *fragments: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert result.stdout == ""
+
+
+# --------------------------------------------------------------------------------------
+# `dra-sim run`: scenario values, output location, options
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class BadRun:
+    """A `run` that must fail: scenario text, extra arguments and parts of the message."""
+
+    args: list[str]
+    fragments: list[str]
+    scenario: str = field(default_factory=lambda: QUICKSTART.read_text(encoding="utf-8"))
+    files: dict[str, str] = field(default_factory=dict)
+
+
+BAD_RUNS = {
+    "horizon-bool": BadRun(
+        [],
+        ["scenario.yaml", "horizon_s", "expected a number, not a boolean", "(got True)"],
+        scenario=QUICKSTART.read_text(encoding="utf-8").replace(
+            "horizon_s: 900", "horizon_s: true"
+        ),
+    ),
+    "count-bool": BadRun(
+        ["--set", "workloads.0.count=yes"],
+        ["scenario.yaml", "workloads[0].count", "expected an integer, not a boolean"],
+    ),
+    "driver-setting-bool": BadRun(
+        ["--set", "drivers.0.workers=true"],
+        ["scenario.yaml", "drivers[0].workers", "expected an integer, not a boolean"],
+    ),
+    "control-plane-bool": BadRun(
+        ["--set", "control_plane.scheduler.qps=false"],
+        ["control_plane.scheduler.qps", "expected a number, not a boolean", "(got False)"],
+    ),
+    "model-setting-bool": BadRun(
+        [
+            "--set",
+            "drivers.0.model=node-local",
+            "--set",
+            "drivers.0.model_settings.max_claims_per_node=true",
+        ],
+        ["drivers[0].model_settings.max_claims_per_node", "expected an integer"],
+    ),
+    "start-after-until": BadRun(
+        ["--set", "workloads.0.start_s=500", "--set", "workloads.0.until_s=100"],
+        ["scenario.yaml", "workloads[0]", "start_s (500)", "until_s (100)"],
+    ),
+    "claim-count-negative": BadRun(
+        ["--set", f"{TEMPLATE_PARAMETERS}.count=-1"],
+        [
+            "scenario.yaml",
+            "workloads[0].claims[0].template.parameters.count",
+            "must be a positive integer",
+            "(got -1)",
+        ],
+    ),
+    "claim-count-text": BadRun(
+        ["--set", f"{TEMPLATE_PARAMETERS}.count=x"],
+        ["workloads[0].claims[0].template.parameters.count", "(got 'x')"],
+    ),
+    "class-selector-text": BadRun(
+        ["--set", "resource_classes.0.parameters={selector: {min_memory: lots}}"],
+        ["resource_classes[0].parameters.selector.min_memory", "must be a number", "'lots'"],
+    ),
+    "gpushare-share-of-two": BadRun(
+        [
+            "--set",
+            "drivers.0.model=gpushare",
+            "--set",
+            f"{TEMPLATE_PARAMETERS}={{count: 2, gpu_milli: 500}}",
+        ],
+        ["workloads[0].claims[0].template.parameters.gpu_milli", "needs count 1"],
+    ),
+    "node-local-mapping-value": BadRun(
+        [
+            "--set",
+            "drivers.0.model=node-local",
+            "--set",
+            f"{TEMPLATE_PARAMETERS}={{count: {{a: 1}}}}",
+        ],
+        ["template.parameters.count", "must be a string, number or boolean", "{'a': 1}"],
+    ),
+    "until-infinite": BadRun(
+        ["--until", "inf"], ["--until", "invalid time inf", "finite number of seconds"]
+    ),
+    "output-below-file": BadRun(
+        ["-o", "taken/out"],
+        ["taken/out", "is a file, not a folder", "choose another --output"],
+        files={"taken": "not a folder\n"},
+    ),
+    "output-is-file": BadRun(
+        ["-o", "taken"],
+        ["taken: a file with this name exists", "choose another --output"],
+        files={"taken": "not a folder\n"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RUNS))
+def test_bad_run_rejected_before_simulating(tmp_path: Path, case: str) -> None:
+    bad = BAD_RUNS[case]
+    (tmp_path / "scenario.yaml").write_text(bad.scenario, encoding="utf-8")
+    for name, text in bad.files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    before = sorted(path.name for path in tmp_path.iterdir())
+    args = bad.args if "-o" in bad.args else ["-o", "out", *bad.args]
+
+    result = invoke("run", "scenario.yaml", *args, cwd=tmp_path)
+
+    assert_one_error_line(result, *bad.fragments)
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
+
+
+def test_valid_claim_parameters_accepted() -> None:
+    result = invoke(
+        "validate",
+        QUICKSTART,
+        "--set",
+        "drivers.0.model=gpushare",
+        "--set",
+        f"{TEMPLATE_PARAMETERS}={{count: 1, gpu_milli: 500}}",
+    )
+
+    assert result.exit_code == 0, result.output
+
+
+def test_boolean_device_attribute_accepted(tmp_path: Path) -> None:
+    text = QUICKSTART.read_text(encoding="utf-8")
+    old = "attributes: {model: A100, memory: 40960}"
+    assert old in text
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        text.replace(old, "attributes: {model: A100, memory: 40960, mig: true}"), encoding="utf-8"
+    )
+
+    result = invoke("validate", scenario)
+
+    assert result.exit_code == 0, result.output
+
+
+def test_scenario_directory_rejected(tmp_path: Path) -> None:
+    result = invoke("run", tmp_path, "-o", tmp_path / "out")
+
+    assert_one_error_line(result, str(tmp_path), "is a directory, not a file", "scenario YAML file")
+    assert "not found" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_directory_rejected(tmp_path: Path) -> None:
+    result = invoke("validate", tmp_path)
+
+    assert_one_error_line(result, "is a directory, not a file")
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="root may write into a read-only folder",
+)
+def test_output_in_read_only_folder(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        result = invoke("run", SHARED_CLAIMS, "-o", locked / "sub" / "out")
+
+        assert_one_error_line(result, "no permission to create files in", str(locked))
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
+# --------------------------------------------------------------------------------------
+# Parameters known only at run time (manifests): reported, not silent
+# --------------------------------------------------------------------------------------
+
+BAD_PARAMETERS_MANIFEST = """\
+apiVersion: resource.k8s.io/v1alpha2
+kind: ResourceClass
+metadata: {name: gpu.example.com}
+driverName: gpu.resource.example.com
+---
+apiVersion: gpu.resource.example.com/v1alpha1
+kind: GpuClaimParameters
+metadata: {name: bad}
+spec: {count: -1}
+---
+apiVersion: resource.k8s.io/v1alpha2
+kind: ResourceClaimTemplate
+metadata: {name: gpu}
+spec:
+  spec:
+    resourceClassName: gpu.example.com
+    parametersRef: {apiGroup: gpu.resource.example.com, kind: GpuClaimParameters, name: bad}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: waiting}
+spec:
+  containers: [{name: main, resources: {claims: [{name: gpu}]}}]
+  resourceClaims: [{name: gpu, source: {resourceClaimTemplateName: gpu}}]
+"""
+
+
+def test_manifest_parameter_error_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = tmp_path / "bad-parameters.yaml"
+    manifest.write_text(BAD_PARAMETERS_MANIFEST, encoding="utf-8")
+
+    with caplog.at_level(logging.WARNING, logger="sim.results"):
+        result = invoke("run", "--manifest", manifest, "-o", tmp_path / "out", "-q")
+
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    errors = written["driver_parameter_errors"]
+    assert errors, written
+    assert errors[0]["driver"] == "gpu.resource.example.com"
+    assert "GpuClaimParameters default/bad" in errors[0]["message"]
+    assert "spec.count must be a positive integer, got -1" in errors[0]["message"]
+    warnings = [record.getMessage() for record in caplog.records if record.name == "sim.results"]
+    assert len(warnings) == 1
+    assert "pods that use them stay pending" in warnings[0]
+    assert "spec.count must be a positive integer, got -1" in warnings[0]
+
+
+def test_valid_run_has_no_parameter_errors(tmp_path: Path) -> None:
+    result = invoke("run", SHARED_CLAIMS, "-o", tmp_path / "out", "-q")
+
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert written["driver_parameter_errors"] == []
+
+
+# --------------------------------------------------------------------------------------
+# `dra-sim get --at`
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("get") / "out"
+    result = invoke("run", SHARED_CLAIMS, "-o", directory, "-q")
+    assert result.exit_code == 0, result.output
+    return directory
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1"])
+def test_get_at_rejects_value(results_dir: Path, value: str) -> None:
+    result = invoke("get", results_dir, "pods", f"--at={value}")
+
+    assert_one_error_line(result, "--at", "invalid time", "finite number of seconds >= 0")
+
+
+def test_get_at_accepts_time(results_dir: Path) -> None:
+    result = invoke("get", results_dir, "pods", "--at", "5")
+
+    assert result.exit_code == 0, result.output
+
+
+# --------------------------------------------------------------------------------------
+# `dra-sim import openb`
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def openb_csv(corpus_dir: Path) -> Path:
+    return corpus_dir / "openb" / "csv"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-2", "0"])
+def test_import_time_scale_rejected(openb_csv: Path, tmp_path: Path, value: str) -> None:
+    result = invoke(
+        "import",
+        "openb",
+        "--nodes",
+        openb_csv / "openb_node_list_gpu_node.csv",
+        "--pods",
+        openb_csv / "openb_pod_list_default.csv",
+        "-o",
+        tmp_path / "x.yaml",
+        f"--time-scale={value}",
+    )
+
+    assert_one_error_line(result, "--time-scale", "positive and finite")
+    assert not (tmp_path / "x.yaml").exists()
+
+
+@pytest.mark.parametrize("which", ["--nodes", "--pods"])
+def test_import_binary_csv_names_file(openb_csv: Path, tmp_path: Path, which: str) -> None:
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"sn,cpu_milli\n\xff\xfe\x00\x81\n")
+    files = {
+        "--nodes": openb_csv / "openb_node_list_gpu_node.csv",
+        "--pods": openb_csv / "openb_pod_list_default.csv",
+    }
+    files[which] = binary
+
+    result = invoke(
+        "import",
+        "openb",
+        "--nodes",
+        files["--nodes"],
+        "--pods",
+        files["--pods"],
+        "-o",
+        tmp_path / "x.yaml",
+    )
+
+    assert_one_error_line(result, str(binary), "not a UTF-8 text file")
+    assert not (tmp_path / "x.yaml").exists()
+
+
+# --------------------------------------------------------------------------------------
+# Logging: `run -v` and `sweep -q` with Dask (fresh processes)
+# --------------------------------------------------------------------------------------
+
+
+def dra_sim(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "sim.cli", *(str(arg) for arg in args)]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_verbose_after_run_command(tmp_path: Path) -> None:
+    process = dra_sim("run", SHARED_CLAIMS, "-v", "-q", "-o", "out", cwd=tmp_path)
+
+    assert process.returncode == 0, process.stderr
+    assert "INFO sim.cli: simulating shared-claims" in process.stderr
+    assert "DEBUG" not in process.stderr
+
+
+def test_sweep_quiet_silences_dask(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+
+    process = dra_sim(
+        "sweep",
+        SHARED_CLAIMS,
+        "-r",
+        "1",
+        "-j",
+        "1",
+        "--executor",
+        "dask",
+        "-o",
+        "sweep",
+        "-q",
+        cwd=tmp_path,
+    )
+
+    assert process.returncode == 0, process.stderr
+    assert process.stderr == ""
+    assert process.stdout == ""
+    assert (tmp_path / "sweep" / "runs.parquet").is_file()
