@@ -36,6 +36,15 @@ RESOURCE_API_VERSION = "resource.k8s.io/v1alpha2"
 CORE_API_VERSION = "v1"
 
 
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+"""One set object per distinct set of given fields, shared by all copies that have it."""
+
+
+def _shared_fields_set(fields: set[str]) -> set[str]:
+    # Copies made by `K8sModel.model_copy` never change the set, so they can share it.
+    return _FIELDS_SETS.setdefault(frozenset(fields), fields)
+
+
 class K8sModel(BaseModel):
     """Base of every API type: immutable, strict about unknown keys, camelCase on the wire."""
 
@@ -65,7 +74,7 @@ class K8sModel(BaseModel):
         if update:
             fields.update(update)
             if not fields_set.issuperset(update):
-                fields_set = fields_set | update.keys()
+                fields_set = _shared_fields_set(fields_set | update.keys())
         object.__setattr__(copied, "__dict__", fields)
         object.__setattr__(copied, "__pydantic_extra__", None)
         object.__setattr__(copied, "__pydantic_fields_set__", fields_set)

@@ -20,6 +20,7 @@ Every request becomes one row of the `api_requests` table.
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, TypeVar
 
@@ -38,8 +39,12 @@ Request = Generator[simpy.Event, Any, T]
 """A SimPy generator that performs one API request and returns its result."""
 
 
+@functools.cache
 def resource_name(kind: str) -> str:
-    """Return the lower-case plural resource name of a kind (ResourceClass -> resourceclasses)."""
+    """Return the lower-case plural resource name of a kind (ResourceClass -> resourceclasses).
+
+    Cached, so that the millions of request records share one string per kind.
+    """
     lower = kind.lower()
     if lower.endswith("s"):
         return lower + "es"

@@ -17,6 +17,7 @@ the same transition, and the component's record (whose `from_state` and
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -89,9 +90,11 @@ class Recorder:
         self.pod_requests: list[tuple[Any, ...]] = []
         # Deduplication of transitions between components and the write tracker:
         # the time of the last transition a component recorded per key, and the
-        # time and row of the last one the tracker recorded per key.
+        # time and row of the last one the tracker recorded per key. Only
+        # transitions at the same time match, so both keep the latest time only.
         self._component_transitions: dict[_TransitionKey, float] = {}
         self._write_transitions: dict[_TransitionKey, tuple[float, int]] = {}
+        self._transitions_time = -math.inf
         self._last_state: dict[tuple[str, str], str] = {}
 
     def api_request(
@@ -142,6 +145,7 @@ class Recorder:
         """
         record = (time_s, kind, namespace, name, uid, from_state, to_state, actor, reason)
         key = (kind, uid, to_state)
+        self._forget_older_transitions(time_s)
         self._component_transitions[key] = time_s
         written = self._write_transitions.pop(key, None)
         if written is not None and written[0] == time_s:
@@ -150,6 +154,13 @@ class Recorder:
             return
         self._last_state[(kind, uid)] = to_state
         self.events.append(record)
+
+    def _forget_older_transitions(self, time_s: float) -> None:
+        # Records arrive in simulated-time order, so earlier entries can never match again.
+        if time_s > self._transitions_time:
+            self._component_transitions.clear()
+            self._write_transitions.clear()
+            self._transitions_time = time_s
 
     def write_transition(
         self,
@@ -169,6 +180,7 @@ class Recorder:
         recorded the same transition at the same time.
         """
         key = (kind, uid, to_state)
+        self._forget_older_transitions(time_s)
         if self._component_transitions.get(key) == time_s:
             return False
         from_state = self._last_state.get((kind, uid), "")
