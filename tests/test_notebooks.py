@@ -17,6 +17,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.conftest import CORPUS_DIR
+
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 STRIP_SCRIPT = NOTEBOOK_DIR / "strip_outputs.py"
 
@@ -34,6 +36,16 @@ SMALL_PARAMETERS = {
         "large_pods = 4"
     ),
 }
+
+OPENB_CSV_DIR = CORPUS_DIR / "openb" / "csv"
+SMALL_PARAMETERS["05-openb-fragmentation"] = (
+    f"csv_dir = {str(OPENB_CSV_DIR)!r}\n"
+    'policies = ["random", "fgd"]\n'
+    "seeds = 2\n"
+    "jobs = 1\n"
+    "replay_pods = 40\n"
+    "replay_nodes = 20"
+)
 
 CELL_TIMEOUT_S = 300
 
