@@ -332,7 +332,8 @@ class _Builder:
         if grouped:
             logger.warning(
                 "ignored %d manifest fields that the simulator does not model: %s",
-                len(ignored), ", ".join(grouped),
+                len(ignored),
+                ", ".join(grouped),
             )
         return grouped
 

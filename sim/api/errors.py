@@ -71,8 +71,10 @@ class FieldError:
 
     def __str__(self) -> str:
         if self.kind == "Required":
-            return f"{self.path}: Required value: {self.detail}" if self.detail else (
-                f"{self.path}: Required value"
+            return (
+                f"{self.path}: Required value: {self.detail}"
+                if self.detail
+                else (f"{self.path}: Required value")
             )
         if self.kind == "Forbidden":
             return f"{self.path}: Forbidden: {self.detail}"

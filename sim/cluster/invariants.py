@@ -206,20 +206,23 @@ class InvariantChecker:
         consumers = [ref.uid for ref in status.reserved_for]
         if len(consumers) > RESOURCE_CLAIM_RESERVED_FOR_MAX_SIZE:
             self._fail(
-                Rule.RESERVED_FOR_MAX_SIZE, claim,
+                Rule.RESERVED_FOR_MAX_SIZE,
+                claim,
                 f"reservedFor has {len(consumers)} entries, at most "
                 f"{RESOURCE_CLAIM_RESERVED_FOR_MAX_SIZE} are allowed",
             )
         duplicates = sorted({uid for uid in consumers if consumers.count(uid) > 1})
         if duplicates:
             self._fail(
-                Rule.RESERVED_FOR_UNIQUE, claim,
+                Rule.RESERVED_FOR_UNIQUE,
+                claim,
                 f"reservedFor lists consumer UID(s) {', '.join(duplicates)} more than once",
             )
         allocation = status.allocation
         if allocation is not None and not allocation.shareable and len(consumers) > 1:
             self._fail(
-                Rule.RESERVED_FOR_EXCLUSIVE, claim,
+                Rule.RESERVED_FOR_EXCLUSIVE,
+                claim,
                 f"the allocation is not shareable but reservedFor has {len(consumers)} entries",
             )
         previous = self._reserved.get(claim.metadata.uid, frozenset())
@@ -227,7 +230,8 @@ class InvariantChecker:
         if added and (claim.deleting or status.deallocation_requested):
             cause = "the claim is being deleted" if claim.deleting else "deallocation is requested"
             self._fail(
-                Rule.RESERVATION_WHILE_DEALLOCATING, claim,
+                Rule.RESERVATION_WHILE_DEALLOCATING,
+                claim,
                 f"consumer(s) {', '.join(added)} added to reservedFor while {cause}",
             )
 
@@ -309,19 +313,22 @@ class InvariantChecker:
                 claim = self.api.get("ResourceClaim", resolved.claim_name, namespace)
             except NotFound:
                 self._fail(
-                    Rule.RUNNING_POD_CLAIM_ALLOCATED, pod,
+                    Rule.RUNNING_POD_CLAIM_ALLOCATED,
+                    pod,
                     f"claim {namespace}/{resolved.claim_name} does not exist",
                 )
             assert isinstance(claim, ResourceClaim)
             allocation = claim.status.allocation
             if allocation is None:
                 self._fail(
-                    Rule.RUNNING_POD_CLAIM_ALLOCATED, pod,
+                    Rule.RUNNING_POD_CLAIM_ALLOCATED,
+                    pod,
                     f"claim {claim.key} is not allocated",
                 )
             if not claim.reserved_for_uid(pod.metadata.uid):
                 self._fail(
-                    Rule.RUNNING_POD_CLAIM_RESERVED, pod,
+                    Rule.RUNNING_POD_CLAIM_RESERVED,
+                    pod,
                     f"claim {claim.key} is not reserved for the pod",
                 )
             if on_node:
@@ -343,12 +350,14 @@ class InvariantChecker:
             )
         except SelectorError as error:
             self._fail(
-                Rule.RUNNING_POD_CLAIM_ON_NODE, pod,
+                Rule.RUNNING_POD_CLAIM_ON_NODE,
+                pod,
                 f"availableOnNodes of claim {claim.key} cannot be evaluated: {error}",
             )
         if not matches:
             self._fail(
-                Rule.RUNNING_POD_CLAIM_ON_NODE, pod,
+                Rule.RUNNING_POD_CLAIM_ON_NODE,
+                pod,
                 f"claim {claim.key} is not available on node {node_name!r}",
             )
 

@@ -288,8 +288,11 @@ class NodePlugin:
     ) -> None:
         self.calls.append(
             PluginCall(
-                start_s, self.world.now, method,
-                tuple(request.claim_uid for request in requests), tuple(errors),
+                start_s,
+                self.world.now,
+                method,
+                tuple(request.claim_uid for request in requests),
+                tuple(errors),
             )
         )
 
@@ -345,7 +348,9 @@ class ClaimInfo:
             for handle in (allocation.resource_handles if allocation is not None else ())
         )
         return cls(
-            claim.metadata.uid, claim.metadata.namespace, claim.metadata.name,
+            claim.metadata.uid,
+            claim.metadata.namespace,
+            claim.metadata.name,
             handles or (ClaimHandle(driver, ""),),
         )
 
@@ -353,15 +358,23 @@ class ClaimInfo:
     def from_checkpoint(cls, entry: CheckpointEntry, *, trust_prepared: bool) -> ClaimInfo:
         """Load a cache entry from the checkpoint after a restart."""
         return cls(
-            entry.claim_uid, entry.namespace, entry.claim_name, entry.handles,
-            set(entry.pod_uids), entry.prepared and trust_prepared,
+            entry.claim_uid,
+            entry.namespace,
+            entry.claim_name,
+            entry.handles,
+            set(entry.pod_uids),
+            entry.prepared and trust_prepared,
         )
 
     def to_checkpoint(self) -> CheckpointEntry:
         """Return the entry as the checkpoint stores it."""
         return CheckpointEntry(
-            self.claim_uid, self.namespace, self.claim_name, self.handles,
-            frozenset(self.pod_uids), self.prepared,
+            self.claim_uid,
+            self.namespace,
+            self.claim_name,
+            self.handles,
+            frozenset(self.pod_uids),
+            self.prepared,
         )
 
     def requests_by_driver(self) -> dict[str, ClaimRequest]:
@@ -700,7 +713,9 @@ class Kubelet:
         if error:
             logger.warning(
                 "%s: FailedPrepareDynamicResources for pod %s: %s",
-                self.component, worker.pod.key, error,
+                self.component,
+                worker.pod.key,
+                error,
             )
             self._transition(worker, PodState.CONTAINER_CREATING, "FailedPrepareDynamicResources")
             return self._resync_delay()
@@ -761,7 +776,9 @@ class Kubelet:
                 return
             logger.warning(
                 "%s: FailedUnprepareDynamicResources for pod %s: %s; retrying",
-                self.component, worker.pod.key, error,
+                self.component,
+                worker.pod.key,
+                error,
             )
             if worker.state is PodState.TERMINATING:
                 self._transition(worker, PodState.TERMINATING, "FailedUnprepareDynamicResources")
@@ -814,8 +831,11 @@ class Kubelet:
         pod = worker.pod
         try:
             remaining = yield from self.client.delete(
-                "Pod", pod.metadata.name, pod.metadata.namespace,
-                uid_precondition=worker.uid, reason="pod terminated",
+                "Pod",
+                pod.metadata.name,
+                pod.metadata.namespace,
+                uid_precondition=worker.uid,
+                reason="pod terminated",
             )
         except (NotFound, Conflict):
             # Already removed, or the name now belongs to a new pod.
@@ -938,7 +958,8 @@ class Kubelet:
             self._crash_hook_fired = True
             logger.warning(
                 "%s: injected crash after a successful prepare for pod %s, before the checkpoint",
-                self.component, worker.pod.key,
+                self.component,
+                worker.pod.key,
             )
             self._stop(reboot=False)
             self._schedule_start(self.faults.crash_down_s)
@@ -988,7 +1009,10 @@ class Kubelet:
             requests = [request for _info, request in batches[driver]]
             for method, call_requests in _unprepare_calls(requests, modern):
                 errors = yield from self._call_plugin(
-                    plugin.unprepare, method, call_requests, self.config.unprepare_latency_s,
+                    plugin.unprepare,
+                    method,
+                    call_requests,
+                    self.config.unprepare_latency_s,
                     modern,
                 )
                 if isinstance(errors, str):
@@ -1085,7 +1109,9 @@ class Kubelet:
     def _stop(self, *, reboot: bool) -> None:
         """Stop the kubelet process; a reboot also loses the containers and plugin state."""
         logger.info(
-            "%s: %s at t=%.3f s", self.component, "node reboots" if reboot else "kubelet stops",
+            "%s: %s at t=%.3f s",
+            self.component,
+            "node reboots" if reboot else "kubelet stops",
             self.env.now,
         )
         self._up = False
@@ -1152,7 +1178,11 @@ class Kubelet:
         except ValueError:
             logger.warning(
                 "%s: pod %s: annotation %s=%r is not a number of seconds; the pod runs until "
-                "deleted", self.component, pod.key, RUN_DURATION_ANNOTATION, text,
+                "deleted",
+                self.component,
+                pod.key,
+                RUN_DURATION_ANNOTATION,
+                text,
             )
             return None
         return self.env.now + max(duration, 0.0)
@@ -1170,16 +1200,23 @@ class Kubelet:
         pod = worker.pod
         if to not in _TRANSITIONS[worker.state]:
             raise SimulationInvariantError(
-                "kubelet-pod-transition", f"Pod {pod.key}", self.env.now,
+                "kubelet-pod-transition",
+                f"Pod {pod.key}",
+                self.env.now,
                 f"{worker.state} -> {to} ({reason}) is not a kubelet transition",
             )
         self.world.recorder.event(
-            self.env.now, "Pod", pod.metadata.namespace, pod.metadata.name, worker.uid,
-            str(worker.state), str(to), self.component, reason,
+            self.env.now,
+            "Pod",
+            pod.metadata.namespace,
+            pod.metadata.name,
+            worker.uid,
+            str(worker.state),
+            str(to),
+            self.component,
+            reason,
         )
-        logger.debug(
-            "%s: pod %s %s -> %s (%s)", self.component, pod.key, worker.state, to, reason
-        )
+        logger.debug("%s: pod %s %s -> %s (%s)", self.component, pod.key, worker.state, to, reason)
         worker.state = to
         self._recorded_state[worker.uid] = to
 
@@ -1213,7 +1250,6 @@ def _batch_by_driver(claims: Iterable[ClaimInfo]) -> dict[str, _Batch]:
 
 def _single_handle(request: ClaimRequest, data: str) -> ClaimRequest:
     return ClaimRequest(request.namespace, request.claim_uid, request.claim_name, (data,))
-
 
 
 def _prepare_calls(batch: _Batch, modern: bool) -> list[tuple[str, _Batch]]:

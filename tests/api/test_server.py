@@ -1594,7 +1594,8 @@ def test_node_name_watch_sees_only_its_pods() -> None:
     api = APIServer()
     seen: list[tuple[str, str]] = []
     api.watch(
-        "Pod", field_selector="spec.nodeName=n1",
+        "Pod",
+        field_selector="spec.nodeName=n1",
         callback=lambda event: seen.append((event.type, event.object.metadata.name)),
     )
     api.create(Pod(metadata=ObjectMeta(name="a", namespace="default")))

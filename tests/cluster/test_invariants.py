@@ -116,7 +116,11 @@ def allocate(
 
 
 def create_pod(
-    world: World, name: str, claim_name: str | None, *, run_s: float | None = None,
+    world: World,
+    name: str,
+    claim_name: str | None,
+    *,
+    run_s: float | None = None,
     template: bool = False,
 ) -> Pod:
     source = (
@@ -166,8 +170,13 @@ def expect_violation(
 def claim_record(claim: ResourceClaim) -> WriteRecord:
     """The write record a server would produce for a status write of `claim`."""
     return WriteRecord(
-        "update", "ResourceClaim", claim.metadata.namespace, claim.metadata.name, "status",
-        int(claim.metadata.resource_version) + 1, claim,
+        "update",
+        "ResourceClaim",
+        claim.metadata.namespace,
+        claim.metadata.name,
+        "status",
+        int(claim.metadata.resource_version) + 1,
+        claim,
     )
 
 
@@ -204,7 +213,9 @@ def test_device_allocated_to_two_claims(world: World, checker: InvariantChecker)
 
     error = expect_violation(
         lambda: allocate(world, second_model, "c2", "n1"),
-        Rule.DEVICE_ALLOCATED_ONCE, "ResourceClaim default/c2", 3.0,
+        Rule.DEVICE_ALLOCATED_ONCE,
+        "ResourceClaim default/c2",
+        3.0,
     )
 
     assert "'slot-0'" in str(error)
@@ -219,7 +230,8 @@ def test_one_model_devices_never_collide(world: World, checker: InvariantChecker
         allocate(world, model, name, "n1")
 
     assert model.devices_of(world.api.get("ResourceClaim", "c3", NS).metadata.uid) == (
-        "n1", ["slot-2"],
+        "n1",
+        ["slot-2"],
     )
 
 
@@ -274,7 +286,9 @@ def test_reservation_added_while_deallocating(
         world.api.update_status(bad)
     error = expect_violation(
         lambda: checker.check_write(claim_record(bad)),
-        Rule.RESERVATION_WHILE_DEALLOCATING, "ResourceClaim default/c", 4.0,
+        Rule.RESERVATION_WHILE_DEALLOCATING,
+        "ResourceClaim default/c",
+        4.0,
     )
     assert "uid-1" in str(error)
 
@@ -296,9 +310,7 @@ def test_running_pod_with_unallocated_claim(world: World, checker: InvariantChec
 
 
 @pytest.mark.parametrize("template", [False, True], ids=["claim-missing", "name-not-recorded"])
-def test_running_pod_without_claim(
-    world: World, checker: InvariantChecker, template: bool
-) -> None:
+def test_running_pod_without_claim(world: World, checker: InvariantChecker, template: bool) -> None:
     create_pod(world, "p", "never-created", template=template)
     world.api.bind(NS, "p", "n1")
     advance(world, 2.0)
@@ -330,7 +342,9 @@ def test_reservation_removed_from_running_pod(world: World, checker: InvariantCh
 
     expect_violation(
         lambda: world.api.update_status(claim.with_status(reserved_for=())),
-        Rule.RUNNING_POD_CLAIM_RESERVED, "Pod default/p", 9.0,
+        Rule.RUNNING_POD_CLAIM_RESERVED,
+        "Pod default/p",
+        9.0,
     )
 
 
@@ -413,7 +427,10 @@ def test_full_control_plane_raises_nothing(version: str) -> None:
     checker = InvariantChecker.for_drivers(world, {DRIVER: driver})
     checker.attach()
     components: list[Any] = [
-        KubeScheduler(world), ResourceClaimController(world), GarbageCollector(world), driver,
+        KubeScheduler(world),
+        ResourceClaimController(world),
+        GarbageCollector(world),
+        driver,
     ]
     components += [
         Kubelet(world, node, plugins=[NodePlugin(world, node, DRIVER)]) for node in ("n1", "n2")

@@ -89,8 +89,12 @@ def create_claim(world: World, name: str, owner: Pod | None = None) -> ResourceC
     if owner is not None:
         owners = (
             OwnerReference(
-                api_version="v1", kind="Pod", name=owner.metadata.name, uid=owner.metadata.uid,
-                controller=True, block_owner_deletion=True,
+                api_version="v1",
+                kind="Pod",
+                name=owner.metadata.name,
+                uid=owner.metadata.uid,
+                controller=True,
+                block_owner_deletion=True,
             ),
         )
     claim = ResourceClaim(
@@ -210,7 +214,11 @@ def running_pod(
     if not template:
         create_claim(world, claim_name)
     pod = create_pod(
-        world, name, {"gpu": claim_name}, template=template, restart_policy=restart_policy,
+        world,
+        name,
+        {"gpu": claim_name},
+        template=template,
+        restart_policy=restart_policy,
         run_s=run_s,
     )
     claim = allocate(world, claim_name, node, reserved_for=[pod], handles=handles)
@@ -256,8 +264,11 @@ def status_writes(world: World, name: str) -> list[float]:
     return [
         row[0]
         for row in world.recorder.api_requests
-        if row[1].startswith("kubelet/") and row[3] == "pods" and row[5] == name
-        and row[6] == "status" and row[2] == "update"
+        if row[1].startswith("kubelet/")
+        and row[3] == "pods"
+        and row[5] == name
+        and row[6] == "status"
+        and row[2] == "update"
     ]
 
 
@@ -357,7 +368,10 @@ def test_finalizer_kept_pod_reported_failed() -> None:
     world.env.run(until=80)
 
     assert [to for _t, _from, to, _why in pod_events(world, "p")] == [
-        "ContainerCreating", "Running", "Terminating", "Failed",
+        "ContainerCreating",
+        "Running",
+        "Terminating",
+        "Failed",
     ]
     stored = world.api.get("Pod", "p", NS)
     assert stored.status.phase == PodPhase.FAILED
@@ -365,7 +379,8 @@ def test_finalizer_kept_pod_reported_failed() -> None:
     (unprepare,) = calls(plugin, "NodeUnprepare", claim.metadata.uid)
     assert unprepare.end_s < status_writes(world, "p")[-1]
     kubelet_deletes = [
-        row for row in world.recorder.api_requests
+        row
+        for row in world.recorder.api_requests
         if row[1] == "kubelet/n1" and row[2] == "delete" and row[5] == "p"
     ]
     assert len(kubelet_deletes) == 1
@@ -534,8 +549,12 @@ def test_plugin_calls_per_claim_or_batched(
         ("1.29", ["a"], False, set(), 2, False),
     ],
     ids=[
-        "1.29-unused-skipped", "1.28-unused-skipped", "1.27-all-prepared",
-        "1.29-none-used", "1.27-none-used", "1.29-unused-still-needs-reservation",
+        "1.29-unused-skipped",
+        "1.28-unused-skipped",
+        "1.27-all-prepared",
+        "1.29-none-used",
+        "1.27-none-used",
+        "1.29-unused-still-needs-reservation",
     ],
 )
 def test_claims_unused_by_containers(
@@ -559,7 +578,8 @@ def test_claims_unused_by_containers(
     prepared_uids = {uid for call in calls(plugin, "NodePrepare") for uid in call.claim_uids}
     assert prepared_uids == {claims[name].metadata.uid for name in expected_prepared}
     claim_gets = [
-        row for row in world.recorder.api_requests
+        row
+        for row in world.recorder.api_requests
         if row[1] == "kubelet/n1" and row[2] == "get" and row[3] == "resourceclaims"
     ]
     assert len(claim_gets) == expected_gets
@@ -580,8 +600,10 @@ def test_claims_unused_by_containers(
         (False, 1.5, 0, False),
     ],
     ids=[
-        "fixed-deleted-after-restart", "fixed-deleted-while-down",
-        "checkpoint-after-call-deleted-after-restart", "checkpoint-after-call-deleted-while-down",
+        "fixed-deleted-after-restart",
+        "fixed-deleted-while-down",
+        "checkpoint-after-call-deleted-after-restart",
+        "checkpoint-after-call-deleted-while-down",
     ],
 )
 def test_crash_before_checkpoint(
