@@ -27,6 +27,7 @@ import logging
 import os
 import platform
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,17 +148,22 @@ class Results:
 def unwritable_reason(directory: str | Path) -> str | None:
     """Return why `Results.write` could not create `directory`, or None when it can.
 
-    Nothing is created. The nearest existing parent must be a folder that this
-    process may write to. NOTE: `os.access` is the check, so a failure it
-    cannot foresee (a full disk, a quota) still only shows when writing.
+    The nearest existing parent must be a folder in which this process can
+    create a folder. The check creates an empty folder there and removes it
+    at once, because permission bits do not tell (root may write anywhere by
+    them, but not into /proc). NOTE: a full disk or a quota still only shows
+    when the results are written.
     """
     parent = Path(directory).absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         return f"{parent} is a file, not a folder"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"no permission to create files in {parent}"
+    try:
+        probe = tempfile.mkdtemp(prefix=".dra-sim-write-check-", dir=parent)
+    except OSError as error:
+        return f"cannot create folders in {parent}: {error.strerror or error}"
+    os.rmdir(probe)
     return None
 
 

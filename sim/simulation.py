@@ -327,7 +327,10 @@ class _Builder:
                     raise SetupError(str(error)) from None
                 if isinstance(obj, Pod):
                     obj = with_default_run_duration(obj, self.scenario.manifest_run_duration_s)
-                self.apply(obj)
+                try:
+                    self.apply(obj)
+                except SetupError as error:
+                    raise SetupError(f"manifest {path}: {error}") from None
         grouped = _group_field_paths(ignored)
         if grouped:
             logger.warning(

@@ -215,10 +215,18 @@ def test_output_in_read_only_folder(tmp_path: Path) -> None:
     try:
         result = invoke("run", SHARED_CLAIMS, "-o", locked / "sub" / "out")
 
-        assert_one_error_line(result, "no permission to create files in", str(locked))
+        assert_one_error_line(result, "cannot create folders in", str(locked))
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o755)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_output_under_proc_rejected_before_running() -> None:
+    # Permission bits allow root to write to /proc, but no folder can be created there.
+    result = invoke("run", SHARED_CLAIMS, "-o", "/proc/dra-sim-no-such/out")
+
+    assert_one_error_line(result, "cannot create folders in /proc")
 
 
 # --------------------------------------------------------------------------------------
@@ -402,3 +410,33 @@ def test_sweep_quiet_silences_dask(tmp_path: Path) -> None:
     assert process.stderr == ""
     assert process.stdout == ""
     assert (tmp_path / "sweep" / "runs.parquet").is_file()
+
+
+def test_manifest_pod_with_negative_request_rejected(tmp_path: Path) -> None:
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: neg\nspec:\n  containers:\n"
+        "  - name: c\n    resources:\n      requests:\n        cpu: '-1'\n",
+        encoding="utf-8",
+    )
+    output = tmp_path / "out"
+
+    result = invoke("run", "--manifest", manifest, "-o", output)
+
+    assert_one_error_line(
+        result, str(manifest), "requests[cpu]", "must be greater than or equal to 0"
+    )
+    assert not output.exists()
+
+
+def test_missing_cluster_file_names_the_option(tmp_path: Path) -> None:
+    manifest = tmp_path / "class.yaml"
+    manifest.write_text(
+        "apiVersion: resource.k8s.io/v1alpha2\nkind: ResourceClass\nmetadata:\n  name: gpu\n"
+        "driverName: gpu.example.com\n",
+        encoding="utf-8",
+    )
+
+    result = invoke("run", "--manifest", manifest, "--cluster", tmp_path / "nosuch.yaml")
+
+    assert_one_error_line(result, "--cluster", "nosuch.yaml", "file not found")

@@ -1627,3 +1627,64 @@ class ClaimLifecycle(RuleBasedStateMachine):
 
 TestClaimLifecycle = ClaimLifecycle.TestCase
 TestClaimLifecycle.settings = settings(max_examples=100, stateful_step_count=20, deadline=None)
+
+
+@pytest.mark.parametrize(
+    ("requests", "limits", "path", "detail"),
+    [
+        (
+            {"cpu": "-1"},
+            {},
+            "spec.containers[0].resources.requests[cpu]",
+            "greater than or equal to 0",
+        ),
+        (
+            {},
+            {"memory": "-1Gi"},
+            "spec.containers[0].resources.limits[memory]",
+            "greater than or equal to 0",
+        ),
+        ({"cpu": "lots"}, {}, "spec.containers[0].resources.requests[cpu]", "invalid quantity"),
+        (
+            {"cpu": "2"},
+            {"cpu": "1"},
+            "spec.containers[0].resources.requests[cpu]",
+            "less than or equal to cpu limit",
+        ),
+    ],
+)
+def test_pod_resources_rejected(
+    requests: dict[str, str], limits: dict[str, str], path: str, detail: str
+) -> None:
+    pod = Pod(
+        metadata=ObjectMeta(name="pod", namespace="default"),
+        spec=PodSpec(
+            containers=(
+                Container(
+                    name="c", resources=ResourceRequirements(requests=requests, limits=limits)
+                ),
+            )
+        ),
+    )
+    errors = validate_create(pod)
+
+    assert [error.path for error in errors] == [path]
+    assert detail in errors[0].detail
+
+
+def test_pod_resources_accepted() -> None:
+    pod = Pod(
+        metadata=ObjectMeta(name="pod", namespace="default"),
+        spec=PodSpec(
+            containers=(
+                Container(
+                    name="c",
+                    resources=ResourceRequirements(
+                        requests={"cpu": "500m", "memory": 0}, limits={"cpu": 1}
+                    ),
+                ),
+            )
+        ),
+    )
+
+    assert validate_create(pod) == []

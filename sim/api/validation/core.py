@@ -7,7 +7,10 @@ selection (nodeSelector, node affinity, tolerations) and node taints.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sim.api.errors import FieldError
+from sim.api.quantity import QuantityError, parse_quantity
 from sim.api.types import Container, Namespace, Node, Pod, PodResourceClaim, PodResourceClaimStatus
 from sim.api.validation.field import (
     child,
@@ -109,6 +112,42 @@ def _validate_container_claims(
     return errors
 
 
+def _validate_container_resources(containers: tuple[Container, ...], path: str) -> list[FieldError]:
+    # Requests and limits are quantities of at least 0, and a request is at most its limit,
+    # as the core/v1 ResourceRequirements validation demands.
+    errors: list[FieldError] = []
+    for i, container in enumerate(containers):
+        resources_path = child(index(path, i), "resources")
+        parsed: dict[str, dict[str, Decimal]] = {"requests": {}, "limits": {}}
+        for field_name, values in (
+            ("requests", container.resources.requests),
+            ("limits", container.resources.limits),
+        ):
+            for resource, value in values.items():
+                value_path = child(resources_path, f"{field_name}[{resource}]")
+                try:
+                    quantity = parse_quantity(value)
+                except QuantityError as error:
+                    errors.append(invalid(value_path, value, str(error)))
+                    continue
+                if quantity < 0:
+                    errors.append(invalid(value_path, value, "must be greater than or equal to 0"))
+                    continue
+                parsed[field_name][resource] = quantity
+        for resource, request in parsed["requests"].items():
+            limit = parsed["limits"].get(resource)
+            if limit is not None and request > limit:
+                errors.append(
+                    invalid(
+                        child(resources_path, f"requests[{resource}]"),
+                        container.resources.requests[resource],
+                        f"must be less than or equal to {resource} limit of "
+                        f"{container.resources.limits[resource]}",
+                    )
+                )
+    return errors
+
+
 def validate_pod(pod: Pod) -> list[FieldError]:
     """Check a pod's metadata and the scheduling and DRA fields of its spec."""
     spec = pod.spec
@@ -120,6 +159,8 @@ def validate_pod(pod: Pod) -> list[FieldError]:
         spec.init_containers, pod_claim_names, "spec.initContainers"
     )
     errors += _validate_container_claims(spec.containers, pod_claim_names, "spec.containers")
+    errors += _validate_container_resources(spec.init_containers, "spec.initContainers")
+    errors += _validate_container_resources(spec.containers, "spec.containers")
 
     errors += validate_labels(spec.node_selector, "spec.nodeSelector")
     errors += validate_tolerations(spec.tolerations, "spec.tolerations")
