@@ -106,7 +106,9 @@ class PodGCConfig(StrictModel):
         "(`--terminated-pod-gc-threshold`); 0 keeps them all",
     )
     check_period_s: float = Field(
-        20.0, gt=0, description="time between two counts of the terminated pods, seconds"
+        20.0,
+        gt=0,
+        description="time from the end of one count of the terminated pods to the next, seconds",
     )
 
 

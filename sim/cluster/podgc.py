@@ -5,9 +5,10 @@ something deletes them. kube-controller-manager's pod GC controller
 (`pkg/controller/podgc`) keeps their number bounded: every 20 s it counts the
 terminated pods and, when there are more than `--terminated-pod-gc-threshold`
 (12,500 by default), deletes the oldest ones by creation time until the limit
-is met again. Each deletion is a request with grace period 0. All of them
-are issued at once through the controller's rate-limited client, and the
-next check starts 20 s after the last of them returned.
+is met again. Each deletion is a request by name with grace period 0. All
+of them are issued at once through the controller's rate-limited client.
+The first check runs when the controller starts, and each later one 20 s
+after the previous one ended.
 
 The deleted pods take their generated ResourceClaims and PodSchedulingContexts
 with them through the owner-reference garbage collector, so long runs with
@@ -104,24 +105,24 @@ class PodGarbageCollector:
         self._terminated.pop(pod.key, None)
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
+        # The first check runs at start, and each later one a period after the previous one ended.
         while True:
-            yield self.world.env.timeout(self.config.check_period_s)
             excess = len(self._terminated) - self.config.terminated_pod_threshold
-            if excess <= 0:
-                continue
-            oldest = sorted(self._terminated.values(), key=_creation_order)[:excess]
-            logger.info("t=%.6f pod GC deletes %d terminated pods", self.world.now, excess)
-            deletions = [self.world.env.process(self._delete(pod)) for pod in oldest]
-            yield self.world.env.all_of(deletions)
+            if excess > 0:
+                oldest = sorted(self._terminated.values(), key=_creation_order)[:excess]
+                logger.info("t=%.6f pod GC deletes %d terminated pods", self.world.now, excess)
+                deletions = [self.world.env.process(self._delete(pod)) for pod in oldest]
+                yield self.world.env.all_of(deletions)
+            yield self.world.env.timeout(self.config.check_period_s)
 
     def _delete(self, pod: Pod) -> Generator[simpy.Event, Any, None]:
         meta = pod.metadata
         try:
+            # By name with grace period 0 and no UID precondition, as the controller deletes.
             yield from self.client.delete(
                 "Pod",
                 meta.name,
                 meta.namespace,
-                uid_precondition=meta.uid,
                 reason="delete terminated pod beyond the threshold",
             )
             self.deleted += 1
