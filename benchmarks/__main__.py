@@ -486,8 +486,8 @@ def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="folder with the openb trace CSV files (default: ../shared/corpus/openb/csv)",
     )
     arguments = parser.parse_args(argv)
-    if arguments.timeout <= 0:
-        parser.error(f"--timeout must be positive (got {arguments.timeout:g})")
+    if not math.isfinite(arguments.timeout) or arguments.timeout <= 0:
+        parser.error(f"--timeout must be a positive number of seconds (got {arguments.timeout:g})")
     return arguments
 
 

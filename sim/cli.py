@@ -198,6 +198,11 @@ def run(
         raise typer.Exit(INTERRUPTED) from None
 
 
+def _count(number: int, noun: str) -> str:
+    """Return `number noun`, with the noun in the plural unless the number is 1."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _scenario_source(scenario: Path | None, manifests: list[Path], cluster: Path | None) -> Path:
     """Return the scenario file of a run: SCENARIO, else --cluster, else the default cluster."""
     from sim.data import DEFAULT_CLUSTER
@@ -211,6 +216,12 @@ def _scenario_source(scenario: Path | None, manifests: list[Path], cluster: Path
         fail(
             "--cluster replaces the cluster of a run without SCENARIO; drop it, or put the "
             "manifests into the scenario's manifests list"
+        )
+    if cluster is not None and not cluster.is_file():
+        problem = "is a directory" if cluster.is_dir() else "file not found"
+        fail(
+            f"--cluster {cluster}: {problem}; give a scenario YAML file whose cluster "
+            "replaces the default one"
         )
     return scenario or cluster or DEFAULT_CLUSTER
 
@@ -324,8 +335,8 @@ def validate(
     except SetupError as error:
         fail(f"{scenario}: {error}")
     typer.echo(
-        f"{scenario}: valid ({loaded.node_count()} nodes, {len(loaded.drivers)} drivers, "
-        f"{len(loaded.workloads)} workloads)"
+        f"{scenario}: valid ({_count(loaded.node_count(), 'node')}, "
+        f"{_count(len(loaded.drivers), 'driver')}, {_count(len(loaded.workloads), 'workload')})"
     )
 
 

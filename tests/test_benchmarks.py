@@ -154,3 +154,17 @@ def test_case_past_timeout_is_reported(tmp_path: Path) -> None:
     assert row["status"] == "timed out"
     assert row["message"].startswith("timed out after 0.5 s")
     assert row["reference"] is None
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-1", "0"])
+def test_bad_timeout_rejected(timeout: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--cases", "quickstart", "--timeout", timeout],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "--timeout must be a positive number of seconds" in completed.stderr

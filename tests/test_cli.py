@@ -236,7 +236,7 @@ def test_validate_accepts_scenario() -> None:
     process = dra_sim("validate", QUICKSTART, "--set", "cluster.node_pools.0.count=2")
 
     assert process.returncode == 0, process.stderr
-    assert process.stdout.strip() == f"{QUICKSTART}: valid (2 nodes, 1 drivers, 1 workloads)"
+    assert process.stdout.strip() == f"{QUICKSTART}: valid (2 nodes, 1 driver, 1 workload)"
 
 
 def test_validate_rejects_scenario() -> None:
