@@ -108,6 +108,8 @@ class NodeLocalModel:
         )
         # A set, so that membership does not scan a list of thousands of node names.
         self._named_nodes = frozenset(settings.nodes)
+        # Node name -> whether it starts with `node_name_prefix` (names never change).
+        self._prefix_matches: dict[str, bool] = {}
         # Claim UID -> node ("" in network-attached mode) and slot number on that node.
         self._allocated: dict[str, tuple[str, int]] = {}
         self._slots: dict[str, set[int]] = {}  # node -> slots in use
@@ -128,10 +130,13 @@ class NodeLocalModel:
     def has_hardware(self, node: str) -> bool:
         """Whether the driver has resources on `node`."""
         s = self.settings
-        if s.nodes:
+        if self._named_nodes:
             return node in self._named_nodes
         if s.node_name_prefix:
-            return node.startswith(s.node_name_prefix)
+            known = self._prefix_matches.get(node)
+            if known is None:
+                known = self._prefix_matches[node] = node.startswith(s.node_name_prefix)
+            return known
         if self._selector is not None:
             labels = self.context.nodes.labels(node)
             return labels is not None and self._selector.matches(labels)
@@ -178,11 +183,14 @@ class NodeLocalModel:
             cluster_full = len(self._allocated) + len(claims) > limit
             unsuitable = [node for node in nodes if not self.has_hardware(node) or cluster_full]
         else:
-            per_node = {node: self.claims_on(node) for node in set(nodes)}
+            # Runs for up to 128 nodes per PodSchedulingContext update, so it reads the slots
+            # directly instead of calling `claims_on` per node.
+            room = limit - len(claims)
+            slots = self._slots
             unsuitable = [
                 node
                 for node in nodes
-                if not self.has_hardware(node) or per_node[node] + len(claims) > limit
+                if not self.has_hardware(node) or len(slots.get(node, ())) > room
             ]
         for claim in claims:
             claim.unsuitable_nodes = list(unsuitable)

@@ -229,11 +229,11 @@ class SchedulingQueue:
         """Offer an event to every unschedulable pod (MoveAllToActiveOrBackoffQueue)."""
         if not self._is_event_of_interest(event):
             return
-        candidates = [
-            info
-            for info in self._unschedulable.values()
-            if pre_check is None or pre_check(info.pod)
-        ]
+        candidates: Iterable[QueuedPodInfo] = (
+            self._unschedulable.values()
+            if pre_check is None
+            else [info for info in self._unschedulable.values() if pre_check(info.pod)]
+        )
         self._move(candidates, event, old, new)
 
     def note_event(self, event: ClusterEvent, old: Any = None, new: Any = None) -> None:
@@ -365,9 +365,14 @@ class SchedulingQueue:
         # woken pod after the move request and the in-flight event are recorded.
         self._holding = True
         registrations = self._matching_registrations(event)
+        wildcard = event.resource == Resource.WILDCARD
         try:
             for info in list(infos):
-                strategy = self._worth_requeuing(info, event, old, new, registrations)
+                # A pod that no plugin rejected moves on any event: skip the full check.
+                if wildcard or not (info.unschedulable_plugins or info.pending_plugins):
+                    strategy = Strategy.AFTER_BACKOFF
+                else:
+                    strategy = self._worth_requeuing(info, event, old, new, registrations)
                 if strategy == Strategy.SKIP:
                     continue
                 self._unschedulable.pop(info.uid, None)
