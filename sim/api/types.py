@@ -69,7 +69,6 @@ class K8sModel(BaseModel):
         cls = type(self)
         copied = cls.__new__(cls)
         fields = self.__dict__.copy()
-        # Frozen models never change their set of given fields, so copies may share it.
         fields_set = self.__pydantic_fields_set__
         if update:
             fields.update(update)

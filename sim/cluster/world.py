@@ -11,7 +11,7 @@ import logging
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -19,6 +19,9 @@ import simpy
 from sim.api.server import APIServer, WriteRecord
 from sim.cluster.config import ControlPlaneConfig
 from sim.metrics.recorder import Recorder
+
+if TYPE_CHECKING:
+    from sim.cluster.client import Informer
 
 
 class RandomStreams:
@@ -97,7 +100,7 @@ class World:
     """Why that component made the request, in a few words (set by `APIClient`)."""
     write_hooks: list[Callable[[WriteRecord], None]] = field(default_factory=list)
     """Called in order for every committed API write (recorder, invariant checker)."""
-    shared_informers: dict[tuple[str, str], Any] = field(default_factory=dict)
+    shared_informers: dict[tuple[str, str], Informer] = field(default_factory=dict)
     """(process, kind) -> the informer that the controllers of one process share."""
 
     def add_write_hook(self, hook: Callable[[WriteRecord], None]) -> None:

@@ -365,14 +365,9 @@ class SchedulingQueue:
         # woken pod after the move request and the in-flight event are recorded.
         self._holding = True
         registrations = self._matching_registrations(event)
-        wildcard = event.resource == Resource.WILDCARD
         try:
             for info in list(infos):
-                # A pod that no plugin rejected moves on any event: skip the full check.
-                if wildcard or not (info.unschedulable_plugins or info.pending_plugins):
-                    strategy = Strategy.AFTER_BACKOFF
-                else:
-                    strategy = self._worth_requeuing(info, event, old, new, registrations)
+                strategy = self._worth_requeuing(info, event, old, new, registrations)
                 if strategy == Strategy.SKIP:
                     continue
                 self._unschedulable.pop(info.uid, None)
