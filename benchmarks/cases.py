@@ -329,7 +329,7 @@ class ProgressFile:
         self._last_write = -math.inf
 
     def due(self) -> bool:
-        """Whether the next `write` without `force` would write the file."""
+        """Return whether the next `write` without `force` would write the file."""
         return (
             self.path is not None and time.perf_counter() - self._last_write >= PROGRESS_INTERVAL_S
         )

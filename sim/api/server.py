@@ -395,7 +395,7 @@ class _PatchApplyError(Exception):
 
 @functools.cache
 def _model_fields_by_alias(cls: type[BaseModel]) -> dict[str, tuple[str, type[BaseModel]]]:
-    """Map the wire name of each field of `cls` that holds one model to (field name, model)."""
+    """Map the wire name of each field of `cls` whose type is a model to (field name, model)."""
     fields: dict[str, tuple[str, type[BaseModel]]] = {}
     for field_name, info in cls.model_fields.items():
         annotation = info.annotation

@@ -337,7 +337,7 @@ class Informer:
         on_update: UpdateHandler | None = None,
         on_delete: DeleteHandler | None = None,
     ) -> None:
-        """Register event handlers; `on_add` sees every object already cached, as in client-go."""
+        """Register event handlers; `on_add` is also called for each object cached so far."""
         if on_add:
             self._on_add.append(on_add)
             for obj in list(self.cache.values()):
