@@ -41,25 +41,23 @@ POSITIVE_FIELDS = (
 )
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
-    output_dir = tmp_path_factory.mktemp("benchmarks")
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--cases",
-            "quickstart",
-            "--quick",
-            "--output-dir",
-            str(output_dir),
-        ],
+def run_benchmarks(*arguments: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `python -m benchmarks ARGUMENTS` in the repository and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *arguments],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout_s,
         check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    output_dir = tmp_path_factory.mktemp("benchmarks")
+    completed = run_benchmarks(
+        "--cases", "quickstart", "--quick", "--output-dir", str(output_dir), timeout_s=300
     )
     assert completed.returncode == 0, completed.stderr
     written = list(output_dir.glob("*.json"))
@@ -116,36 +114,14 @@ def test_json_describes_machine(quick_run: tuple[str, dict[str, Any]]) -> None:
 
 
 def test_unknown_case_is_rejected() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--cases", "no-such-case"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_benchmarks("--cases", "no-such-case")
     assert completed.returncode == 2
     assert "unknown case no-such-case" in completed.stderr
 
 
 def test_case_past_timeout_is_reported(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--cases",
-            "quickstart",
-            "--timeout",
-            "0.5",
-            "--output-dir",
-            str(tmp_path),
-        ],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    completed = run_benchmarks(
+        "--cases", "quickstart", "--timeout", "0.5", "--output-dir", str(tmp_path)
     )
     assert completed.returncode == 0, completed.stderr
     assert "timed out after 0.5 s" in completed.stdout
@@ -158,13 +134,6 @@ def test_case_past_timeout_is_reported(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("timeout", ["nan", "inf", "-1", "0"])
 def test_bad_timeout_rejected(timeout: str) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--cases", "quickstart", "--timeout", timeout],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_benchmarks("--cases", "quickstart", "--timeout", timeout)
     assert completed.returncode == 2
     assert "--timeout must be a positive number of seconds" in completed.stderr
