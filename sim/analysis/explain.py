@@ -11,18 +11,21 @@ everything the results tables know about it, merged from three tables:
 * `cycles`: every scheduling attempt, with the selected node, the number of
   feasible nodes and the status message.
 
-Between two scheduling attempts the story states how long the pod waited in
-the scheduling queue and what the tables say about why. The queue's moves are
-not recorded, so the reason is inferred: a wait whose end matches the backoff
-of `pod_initial_backoff_s * 2^(attempts-1)` and a backoffQ sweep is reported
-as backoff; otherwise the last write to the pod, its claims or its
-PodSchedulingContext before the next attempt is named.
+Before each scheduling attempt the story states how long the pod waited in
+the scheduling queue and what the tables say about why. That line is stamped
+at the end of the wait, the start of the attempt, so every write it cites
+comes before it. The queue's moves are not recorded, so the reason is
+inferred: a wait whose end matches the backoff of
+`pod_initial_backoff_s * 2^(attempts-1)` and a backoffQ sweep is reported as
+backoff; otherwise the last write to the pod, its claims or its
+PodSchedulingContext before the attempt is named.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +55,9 @@ ATTEMPT, EVENT, WAIT = "attempt", "event", "wait"
 
 END_OF_RUN = "end of run"
 """Actor of the last step of a pod that the run ended before it was bound."""
+
+RESERVE_FIT_ERROR = re.compile(r"0/1 nodes are available: 1 (?P<message>.*?)\.?")
+"""kube-scheduler's FitError around a Reserve rejection of the one selected node."""
 
 
 class ObjectNotFoundError(LookupError):
@@ -558,9 +564,11 @@ class _Context:
                 why = self._wait_reason(pod, previous, previous_end, start, claim_uids)
                 why += self._busy(str(pod.uid), previous_end, start)
                 attempt = derived.as_int(cycle.attempt)
+                # Stamped at the attempt, not at the start of the wait, because the cited
+                # cause is the last write before the attempt and must not postdate its line.
                 steps.append(
                     Step(
-                        previous_end,
+                        start,
                         "kube-scheduler",
                         f"waited {gap:.3f} s in the scheduling queue before attempt {attempt}{why}",
                         source=WAIT,
@@ -603,12 +611,17 @@ class _Context:
             return []
         text = f"the run ended with pod {pod.name} not bound"
         if len(cycles):
-            last = cycles.iloc[-1]
-            waited = self.end_s - float(last["time_s"]) - float(last["duration_s"])
-            text += (
-                f", {waited:.3f} s after its attempt {int(last['attempt'])}, which ended "
-                f"{last['result']}: {str(last['message']).rstrip('.')}"
-            )
+            last: Any = next(cycles.tail(1).itertuples(index=False))
+            waited = self.end_s - derived.as_float(last.time_s) - derived.as_float(last.duration_s)
+            text += f", {waited:.3f} s after its attempt {derived.as_int(last.attempt)}, "
+            if _rejected_at_reserve(last):
+                text += (
+                    f"in which {last.plugin or 'a plugin'} rejected the selected node "
+                    f"{last.node} at Reserve with status {last.result}: "
+                    f'"{_reserve_message(last)}"'
+                )
+            else:
+                text += f"which ended {last.result}: {str(last.message).rstrip('.')}"
         else:
             text += " and never tried by kube-scheduler"
         return [Step(self.end_s, END_OF_RUN, text, source=WAIT)]
@@ -726,19 +739,48 @@ def _describe_cycle(cycle: Any) -> str:
     result = str(cycle.result)
     if result == "Scheduled":
         return f"attempt {attempt}: {selected} and assumed the pod there; binding follows"
+    if _rejected_at_reserve(cycle):
+        plugin = cycle.plugin or "a plugin"
+        return (
+            f"attempt {attempt}: {selected}, then {plugin} rejected that node at Reserve "
+            f'with status {result}: "{_reserve_message(cycle)}"'
+        )
     if result == "Pending":
-        lead = f"{selected}, then " if selected else ""
-        return f"attempt {attempt}: {lead}{cycle.plugin} returned Pending: {message}"
+        return f"attempt {attempt}: {cycle.plugin} returned Pending: {message}"
     if result == "Unschedulable":
-        after = f" after it {selected}" if selected else f" ({feasible} feasible node{plural})"
-        return f"attempt {attempt}: unschedulable, rejected by {cycle.plugin}{after}: {message}"
+        return (
+            f"attempt {attempt}: unschedulable, rejected by {cycle.plugin} "
+            f"({feasible} feasible node{plural}): {message}"
+        )
     plugin = f" in {cycle.plugin}" if cycle.plugin else ""
     return f"attempt {attempt}: error{plugin}: {message}"
 
 
+def _rejected_at_reserve(cycle: Any) -> bool:
+    """Return whether a Reserve plugin rejected the node that kube-scheduler had selected.
+
+    Only a failed cycle that got past Filter records a node, and the only
+    rejection after that point (apart from a binding error) is at Reserve.
+    """
+    return bool(str(cycle.node)) and str(cycle.result) in ("Pending", "Unschedulable")
+
+
+def _reserve_message(cycle: Any) -> str:
+    """Return the Reserve plugin's own message, without the FitError wrapping it."""
+    message = str(cycle.message)
+    match = RESERVE_FIT_ERROR.fullmatch(message)
+    return match.group("message") if match else message.rstrip(".")
+
+
 def _ordered(steps: Iterable[Step]) -> list[Step]:
-    """Sort steps by time; at one instant an attempt starts, writes follow, then a wait starts."""
-    rank = {ATTEMPT: 0, EVENT: 1, WAIT: 2}
+    """Sort steps by time. At one instant, writes come first, then a wait's line, then the attempt.
+
+    kube-scheduler charges a cycle's cost before the cycle writes anything, so
+    with a positive cost (the default) a write at the instant an attempt starts
+    was made before the attempt. NOTE: with a zero cycle cost, an attempt's
+    own first writes can share its instant and are listed before it.
+    """
+    rank = {EVENT: 0, WAIT: 1, ATTEMPT: 2}
     return sorted(steps, key=lambda step: (round(step.time_s, 9), rank[step.source]))
 
 

@@ -8,6 +8,7 @@ driver allocates in 0.05 s and the pod runs for 5 s. The mixed run of
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -132,12 +133,50 @@ def test_pod_story_lists_every_attempt_and_wait(wffc: Results) -> None:
 
     assert len(attempts) == int(wffc.pods["attempts"].iloc[0]) == len(wffc.cycles)
     assert "of 2 feasible nodes" in attempts[0].text
-    assert "DynamicResources returned Pending" in attempts[0].text
+    assert "DynamicResources rejected that node at Reserve" in attempts[0].text
     assert "assumed the pod there" in attempts[-1].text
     assert len(waits) >= 1
     # The last wait ends after the driver's allocation, and the story gives a cause.
     assert "backoff" in waits[-1].text or "driver/gpu.example.com allocated" in waits[-1].text
     assert all(step.actor == "kube-scheduler" for step in attempts + waits)
+
+
+@pytest.mark.parametrize(
+    ("version", "status"), [("1.29", "Pending"), ("1.28", "Unschedulable")], ids=["1.29", "1.28"]
+)
+def test_reserve_rejection_names_selected_node(
+    run_scenario: Callable[..., Path], version: str, status: str
+) -> None:
+    # Before 1.29, DynamicResources' Reserve waits for the driver with an Unschedulable status.
+    overrides = (f"control_plane.kubernetes_version='{version}'",)
+    results = Results.read(run_scenario(SINGLE_POD, overrides))
+    (story,) = explain_pod(results, "job-0")
+    first = next(step for step in story.steps if step.source == "attempt")
+    (cycle,) = results.cycles.loc[results.cycles["attempt"] == 1].itertuples(index=False)
+
+    assert cycle.node != ""
+    assert cycle.message.startswith("0/1 nodes are available: 1 ")
+    assert first.text == (
+        f"attempt 1: selected node {cycle.node} of 2 feasible nodes, then DynamicResources "
+        f'rejected that node at Reserve with status {status}: "waiting for resource driver '
+        'to allocate resource"'
+    )
+
+
+def test_wait_cites_only_earlier_writes(wffc: Results, mixed: Results) -> None:
+    for results in (wffc, mixed):
+        for name in results.pods["name"]:
+            (story,) = explain_pod(results, str(name))
+            steps = story.steps
+            for index, step in enumerate(steps):
+                if step.source != "wait" or step.actor == "end of run":
+                    continue
+                attempt = steps[index + 1]
+                cited = re.findall(r"t=(\d+\.\d+) s", step.text)
+
+                assert attempt.source == "attempt", step.text
+                assert step.time_s == attempt.time_s, step.text
+                assert all(float(time) <= round(step.time_s, 3) for time in cited), step.text
 
 
 def test_pod_story_shows_writes_once(wffc: Results) -> None:
@@ -288,3 +327,18 @@ def test_pending_pod_story_ends_at_run_end(run_scenario: Callable[..., Path]) ->
     assert last.time_s == pytest.approx(20.0)
     assert "the run ended with pod job-1 not bound" in last.text
     assert "Unschedulable" in last.text
+
+
+def test_unbound_pod_story_quotes_reserve_message(run_scenario: Callable[..., Path]) -> None:
+    # The run ends while the driver is still allocating (at about 1.08 s).
+    results = Results.read(run_scenario(SINGLE_POD.replace("horizon_s: 60", "horizon_s: 1.05")))
+    (story,) = explain_pod(results, "job-0")
+    last = story.steps[-1]
+    node = str(results.cycles["node"].iloc[-1])
+
+    assert last.actor == "end of run"
+    assert f"DynamicResources rejected the selected node {node} at Reserve" in last.text
+    assert last.text.endswith(
+        'with status Pending: "waiting for resource driver to provide information"'
+    )
+    assert "nodes are available" not in last.text
