@@ -890,36 +890,58 @@ def apply_overrides(
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
             value = raw
-        parts = _split_key(key)
+        parts = _split_key(key, source=source, override=override)
         if not parts:
             raise ScenarioError(source, "--set", "empty key", override)
         _set_path(result, parts, value, source=source, override=override)
     return result
 
 
-def _split_key(key: str) -> list[str]:
+BRACKET_FORM = "Name a list entry as key[name], e.g. drivers[gpu.example.com].workers=2"
+"""The allowed form of a bracketed name in an override key, for error messages."""
+
+
+def _split_key(key: str, *, source: str, override: str) -> list[str]:
+    """Split an override key into keys, indexes and `[name]` parts.
+
+    Raises:
+        ScenarioError: a bracket is not closed, is closed without being
+            opened, or is opened inside another one.
+    """
     parts: list[str] = []
     current = ""
-    depth = 0
+    in_brackets = False
     for char in key:
         if char == "[":
+            if in_brackets:
+                raise _bracket_error(key, "brackets cannot be nested", source, override)
             if current:
                 parts.append(current)
             current = ""
-            depth += 1
+            in_brackets = True
         elif char == "]":
+            if not in_brackets:
+                raise _bracket_error(key, "']' without a matching '['", source, override)
             parts.append(f"[{current}]")
             current = ""
-            depth -= 1
-        elif char == "." and depth == 0:
+            in_brackets = False
+        elif char == "." and not in_brackets:
             if current:
                 parts.append(current)
             current = ""
         else:
             current += char
+    if in_brackets:
+        raise _bracket_error(key, "'[' is not closed by ']'", source, override)
     if current:
         parts.append(current)
     return parts
+
+
+def _bracket_error(key: str, problem: str, source: str, override: str) -> ScenarioError:
+    return ScenarioError(
+        source, "--set", f"invalid key {key!r}: {problem}. {BRACKET_FORM}", override
+    )
 
 
 def _join_key(parts: Sequence[str]) -> str:

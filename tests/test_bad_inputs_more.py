@@ -93,6 +93,15 @@ BAD_RUNS = {
         ],
         ["drivers[0].model_settings.max_claims_per_node", "expected an integer"],
     ),
+    "set-unclosed-bracket": BadRun(
+        ["--set", "drivers[x.workers=2"],
+        [
+            "scenario.yaml: --set: invalid key 'drivers[x.workers'",
+            "'[' is not closed by ']'",
+            "drivers[gpu.example.com].workers=2",
+            "(got 'drivers[x.workers=2')",
+        ],
+    ),
     "start-after-until": BadRun(
         ["--set", "workloads.0.start_s=500", "--set", "workloads.0.until_s=100"],
         ["scenario.yaml", "workloads[0]", "start_s (500)", "until_s (100)"],

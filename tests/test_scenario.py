@@ -707,6 +707,15 @@ def test_overrides_leave_input_unchanged() -> None:
         pytest.param("name.first=x", "name.first", "inside a plain value", id="existing-scalar"),
         pytest.param("horizon_s", "--set", "expected dotted.key=value", id="no-equals"),
         pytest.param("=5", "--set", "empty key", id="empty-key"),
+        pytest.param(
+            "drivers[x.workers=2", "--set", "'[' is not closed by ']'", id="unclosed-bracket"
+        ),
+        pytest.param(
+            "drivers]x.workers=2", "--set", "']' without a matching '['", id="stray-bracket"
+        ),
+        pytest.param(
+            "drivers[a[b]].workers=2", "--set", "brackets cannot be nested", id="nested-bracket"
+        ),
     ],
 )
 def test_invalid_override(override: str, path: str, fragment: str) -> None:
@@ -716,6 +725,16 @@ def test_invalid_override(override: str, path: str, fragment: str) -> None:
     assert caught.value.path == path
     assert fragment in str(caught.value)
     assert f"(got {override!r})" in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["drivers[x.workers", "drivers]x.workers", "drivers[a[b]].workers"])
+def test_override_bracket_error_shows_form(key: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        apply_overrides(base(), [f"{key}=2"], source="test.yaml")
+
+    message = str(caught.value)
+    assert f"invalid key {key!r}" in message
+    assert "Name a list entry as key[name], e.g. drivers[gpu.example.com].workers=2" in message
 
 
 def test_override_value_checked_by_schema() -> None:

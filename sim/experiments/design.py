@@ -215,7 +215,9 @@ def check_keys(base: BaseScenario, parameters: Sequence[Parameter]) -> None:
         try:
             apply_overrides(base.data, [override], source=base.source)
         except ScenarioError as error:
-            raise SweepError(f"--param {parameter.key}: {error.path}: {error.problem}") from None
+            # An error in the key itself carries the path "--set", which --param would misname.
+            where = "" if error.path == "--set" else f"{error.path}: "
+            raise SweepError(f"--param {parameter.key}: {where}{error.problem}") from None
 
 
 def check_design(base: BaseScenario, points: Sequence[DesignPoint]) -> list[Scenario]:

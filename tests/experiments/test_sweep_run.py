@@ -352,6 +352,7 @@ def test_cli_prints_target_answer(tmp_path: Path, tiny_scenario: Path) -> None:
 BAD_INPUT: list[tuple[list[str], str]] = [
     (["--param", "cluster.nodepools.0.count=1,2"], "did you mean 'node_pools'"),
     (["--param", f"{NODES}=1,,2"], "empty value"),
+    (["--param", "drivers[x.workers=1,2"], "--param drivers[x.workers: invalid key"),
     (["--param", f"{NODES}"], "expected dotted.key=v1,v2"),
     (["--param", f"{NODES}=1", "--param", f"{NODES}=2"], "given more than once"),
     (["--param", "horizon_s=10,-1"], "design point 1"),
@@ -372,6 +373,7 @@ BAD_INPUT: list[tuple[list[str], str]] = [
     ids=[
         "unknown-key",
         "empty-value",
+        "unclosed-bracket",
         "no-values",
         "repeated-key",
         "invalid-value",
