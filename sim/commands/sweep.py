@@ -155,10 +155,7 @@ def sweep(
     runs = outcome.runs
     failed = runs[runs["status"] == STATUS_FAILED]
     if not quiet:
-        typer.echo(
-            f"{len(runs)} runs ({outcome.executed} run now, {outcome.skipped} already done), "
-            f"{len(failed)} failed"
-        )
+        typer.echo(_run_counts(len(runs), outcome.executed, outcome.skipped, len(failed)))
         for _, row in failed.head(SHOWN_FAILURES).iterrows():
             typer.echo(
                 f"failed: design point {row['point']} replication {row['replication']}: "
@@ -188,6 +185,17 @@ def _silence_dask_logs() -> None:
         # The executor reports the missing package with its own message.
         return
     logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+def _run_counts(total: int, executed: int, reused: int, failed: int) -> str:
+    """Format the closing line with the runs in the folder, how many were reused, and failures.
+
+    Reused runs are those that `--resume` found finished in the sweep folder.
+    """
+    runs = f"{total} run{'' if total == 1 else 's'}"
+    if reused == 0:
+        return f"{runs} executed, {failed} failed"
+    return f"{runs} ({executed} executed now, {reused} reused from earlier), {failed} failed"
 
 
 def _check_target(

@@ -212,6 +212,21 @@ def test_resume_adds_replications(tmp_path: Path, tiny_scenario: Path) -> None:
     assert list(again.loc[started.index]) == list(started)
 
 
+def test_cli_counts_executed_and_reused_runs(tmp_path: Path, tiny_scenario: Path) -> None:
+    output = str(tmp_path / "s")
+    sweep = ["sweep", str(tiny_scenario), "--param", f"{NODES}=1,2", "-o", output]
+
+    first = CliRunner().invoke(app, [*sweep, "-r", "1"])
+    resumed = CliRunner().invoke(app, [*sweep, "-r", "2", "--resume"])
+
+    assert first.exit_code == 0, first.stderr
+    assert "2 runs executed, 0 failed" in first.stdout.splitlines()
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "4 runs (2 executed now, 2 reused from earlier), 0 failed" in (
+        resumed.stdout.splitlines()
+    )
+
+
 def test_resume_rejects_other_parameters(finished: tuple[Path, Path]) -> None:
     scenario, directory = finished
 
