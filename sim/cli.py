@@ -125,10 +125,14 @@ def _format_value(value: Any) -> str:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    """Print the summary metrics as an aligned two-column table."""
-    width = max((len(key) for key in summary), default=0)
-    for key, value in summary.items():
-        typer.echo(f"{key:<{width}}  {_format_value(value)}")
+    """Print the summary metrics as an aligned table of name, value and unit."""
+    from sim.analysis.summary import summary_unit
+
+    rows = [(key, _format_value(value), summary_unit(key)) for key, value in summary.items()]
+    key_width = max((len(key) for key, _, _ in rows), default=0)
+    value_width = max((len(value) for _, value, _ in rows), default=0)
+    for key, value, unit in rows:
+        typer.echo(f"{key:<{key_width}}  {value:<{value_width}}  {unit}")
 
 
 @app.command()

@@ -187,7 +187,11 @@ def test_run_prints_summary_table(full_run: Run) -> None:
     lines = full_run.process.stdout.splitlines()
 
     printed = [line.split()[0] for line in lines[:-1]]
+    units = {line.split()[0]: line.split(maxsplit=2)[2] for line in lines[:-1]}
     assert sorted(printed) == sorted(summary)
+    assert units["claims_allocated"] == "claims"
+    assert units["allocations"] == units["deallocations"] == "writes"
+    assert units["scheduling_latency_s_p95"] == "s"
     assert lines[-1] == f"results: {full_run.output}"
 
 

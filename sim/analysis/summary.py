@@ -26,6 +26,7 @@ SUMMARY_ORDER = (
     "api_writes_per_pod_mean",
     "claims_created",
     "claims_allocated",
+    "allocations",
     "deallocations",
     "device_utilization_mean.",
     "cpu_requested_fraction_mean",
@@ -51,6 +52,11 @@ def summary_unit(key: str) -> str:
     if key.startswith("device_utilization_mean.") or key.endswith("_fraction_mean"):
         return "fraction"
     units = {
+        "claims_created": "claims",
+        "claims_allocated": "claims",
+        # One allocation or deallocation is one write that set or cleared status.allocation.
+        "allocations": "writes",
+        "deallocations": "writes",
         "attempts_per_pod_mean": "attempts",
         "api_writes_per_pod_mean": "writes per pod",
         "sim_seconds_per_wall_second": "ratio",

@@ -75,7 +75,10 @@ def summarize(
         "api_conflicts": int((requests["code"] == _CONFLICT).sum()),
         "api_writes_per_pod_mean": _ratio(api_writes, pods_created),
         "claims_created": int(claims["created_s"].notna().sum()),
+        # Counts claims, so a claim allocated again after a deallocation counts once.
         "claims_allocated": int((claims["allocations"] > 0).sum()),
+        # These two count writes that set or cleared status.allocation, so they compare.
+        "allocations": int(claims["allocations"].sum()),
         "deallocations": int(claims["deallocations"].sum()),
     }
 

@@ -24,6 +24,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.analysis.summary import summary_unit
 from sim.api.types import (
     AllocationResult,
     Container,
@@ -55,6 +56,7 @@ from sim.metrics.tables import (
     POD_SCHEMA,
     UTILIZATION_SCHEMA,
     build_tables,
+    frame,
     time_weighted_level,
 )
 from sim.metrics.tracker import WORKLOAD_LABEL, Tracker
@@ -456,6 +458,7 @@ def test_summary_of_scenario(scenario: tuple[World, Tracker, dict[str, pd.DataFr
     assert summary["api_writes_per_pod_mean"] == writes / 2
     assert summary["claims_created"] == 1
     assert summary["claims_allocated"] == 1
+    assert summary["allocations"] == 1
     assert summary["deallocations"] == 1
     assert summary[f"device_utilization_mean.{DRIVER}"] == pytest.approx(3.75 / END_S / 4)
     assert summary["wall_time_s"] == 2.0
@@ -479,3 +482,32 @@ def test_summary_of_empty_run_is_json() -> None:
     assert summary["cpu_requested_fraction_mean"] is None
     assert summary["sim_seconds_per_wall_second"] is None
     assert not any(key.startswith("device_utilization_mean.") for key in summary)
+
+
+def claim_row(name: str, allocations: int, deallocations: int) -> tuple[Any, ...]:
+    """Return a `claims` row of an allocated WaitForFirstConsumer claim on node-1."""
+    deallocated_s = 2.0 if deallocations else math.nan
+    return (
+        NS, name, f"uid-{name}", "WaitForFirstConsumer", "gpu", DRIVER, False, True,
+        0.0, 1.0, deallocated_s, math.nan, "node-1", 1, allocations, deallocations,
+    )  # fmt: skip
+
+
+def test_summary_allocation_counts_share_unit() -> None:
+    # Claim a was allocated, deallocated, allocated again and deallocated again.
+    tables = {
+        "pods": frame([], POD_SCHEMA),
+        "claims": frame([claim_row("a", 2, 2), claim_row("b", 1, 0)], CLAIM_SCHEMA),
+        "api_requests": frame([], API_REQUEST_SCHEMA),
+        "utilization": frame([], UTILIZATION_SCHEMA),
+    }
+
+    summary = summarize(tables, wall_time_s=1.0, sim_time_s=1.0, events_processed=0)
+
+    assert summary["claims_allocated"] == 2
+    assert summary["allocations"] == 3
+    assert summary["deallocations"] == 2
+    assert summary_unit("claims_created") == "claims"
+    assert summary_unit("claims_allocated") == "claims"
+    assert summary_unit("allocations") == "writes"
+    assert summary_unit("deallocations") == "writes"
