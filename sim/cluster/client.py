@@ -296,6 +296,12 @@ DeleteHandler = Callable[[Any], None]
 IndexFunc = Callable[[Any], Iterable[str]]
 
 
+def _deliver_batch(due: dict[float, builtins.list[tuple[Informer, WatchEvent]]], at: float) -> None:
+    """Deliver the watch events due at `at`; events a handler sends meanwhile get a new timer."""
+    for informer, event in due.pop(at):
+        informer._deliver(event)
+
+
 class Informer:
     """A component's watch-fed cache of one kind (client-go's shared informer and lister).
 
@@ -398,8 +404,15 @@ class Informer:
         now = float(self._env.now)
         deliver_at = max(now + self._delay.sample(self._rng), self._last_delivery)
         self._last_delivery = deliver_at
-        timer = self._env.timeout(deliver_at - now)
-        timer.callbacks.append(lambda _timer: self._deliver(event))
+        # Events due at the same instant share one timer (a commit reaches every informer
+        # of its kind after the same constant delay); they are delivered in sending order.
+        due = self.world.watch_deliveries
+        batch = due.get(deliver_at)
+        if batch is None:
+            batch = due[deliver_at] = []
+            timer = self._env.timeout(deliver_at - now)
+            timer.callbacks.append(lambda _timer: _deliver_batch(due, deliver_at))
+        batch.append((self, event))
 
     def _deliver(self, event: WatchEvent) -> None:
         obj = event.object

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from sim.api.server import APIServer, WriteRecord
+from sim.api.server import APIServer, WatchEvent, WriteRecord
 from sim.cluster.config import ControlPlaneConfig
 from sim.metrics.recorder import Recorder
 
@@ -102,6 +102,8 @@ class World:
     """Called in order for every committed API write (recorder, invariant checker)."""
     shared_informers: dict[tuple[str, str], Informer] = field(default_factory=dict)
     """(process, kind) -> the informer that the controllers of one process share."""
+    watch_deliveries: dict[float, list[tuple[Informer, WatchEvent]]] = field(default_factory=dict)
+    """Delivery time -> the watch events due then, in the order they were sent (see `Informer`)."""
 
     def add_write_hook(self, hook: Callable[[WriteRecord], None]) -> None:
         """Call `hook` for every committed API write, after the hooks added before it."""
