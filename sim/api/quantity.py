@@ -9,6 +9,7 @@ exponent (`1e3`).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from decimal import Decimal, InvalidOperation
@@ -68,11 +69,16 @@ def parse_quantity(value: str | int | float) -> Decimal:
     return base * _MULTIPLIERS[suffix]
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
 def milli_value(value: str | int | float) -> int:
-    """Return a quantity in thousandths, rounded up (CPU "250m" -> 250, 2 -> 2000)."""
+    """Return a quantity in thousandths, rounded up (CPU "250m" -> 250, 2 -> 2000).
+
+    Cached: the scheduler converts the same few request strings for every pod and node.
+    """
     return math.ceil(parse_quantity(value) * 1000)
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
 def int_value(value: str | int | float) -> int:
     """Return a quantity as an integer, rounded up (memory "1Ki" -> 1024)."""
     return math.ceil(parse_quantity(value))

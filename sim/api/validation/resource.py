@@ -83,8 +83,23 @@ def validate_driver_name(name: str, path: str) -> list[FieldError]:
     return errors
 
 
+_VALID_NODE_NAMES: set[str] = set()
+"""Node names that passed the name check: PodSchedulingContext lists repeat them on every write."""
+
+_VALID_NODE_NAMES_LIMIT = 1_000_000
+"""Entries kept before the set starts over, so that memory stays bounded."""
+
+
 def _validate_node_name_set(nodes: tuple[str, ...], path: str) -> list[FieldError]:
     # A set of node names: a later copy of a name is a Duplicate and is not checked again.
+    if (
+        len(nodes) <= POD_SCHEDULING_NODE_LIST_MAX_SIZE
+        and _VALID_NODE_NAMES.issuperset(nodes)
+        and len(set(nodes)) == len(nodes)
+    ):
+        return []
+    if len(_VALID_NODE_NAMES) > _VALID_NODE_NAMES_LIMIT:
+        _VALID_NODE_NAMES.clear()
     errors: list[FieldError] = []
     seen: set[str] = set()
     for i, node in enumerate(nodes):
@@ -95,6 +110,8 @@ def _validate_node_name_set(nodes: tuple[str, ...], path: str) -> list[FieldErro
         problems = object_name_errors(node)
         if problems:
             errors += invalid_each(index(path, i), node, problems)
+        else:
+            _VALID_NODE_NAMES.add(node)
     if len(nodes) > POD_SCHEDULING_NODE_LIST_MAX_SIZE:
         errors.append(too_many(path, len(nodes), POD_SCHEDULING_NODE_LIST_MAX_SIZE))
     return errors
