@@ -975,12 +975,14 @@ class APIServer:
         indexed: dict[str, builtins.list[Watch]], change: _Change
     ) -> builtins.list[Watch]:
         """Return the node-indexed watches that may care about a change (old and new node)."""
-        nodes = {field_value(change.object, "spec.nodeName")}
-        if change.previous is not None:
-            nodes.add(field_value(change.previous, "spec.nodeName"))
+        node = field_value(change.object, "spec.nodeName")
+        previous = change.previous
+        old_node = node if previous is None else field_value(previous, "spec.nodeName")
+        if old_node == node:
+            return builtins.list(indexed.get(node, ()))
         found: builtins.list[Watch] = []
-        for node in sorted(nodes):
-            found.extend(indexed.get(node, ()))
+        for name in sorted((node, old_node)):
+            found.extend(indexed.get(name, ()))
         return found
 
     def _history_between(self, after: int, up_to: int) -> Iterator[_Change]:

@@ -409,7 +409,7 @@ class KubeScheduler:
             return np.zeros(0, dtype=np.int64), 0, Counter(), set()
         to_find = num_feasible_nodes_to_find(count, self.config.percentage_of_nodes_to_score)
         start_index = self._next_start_node_index % count
-        order = np.roll(present_rows, -start_index)
+        order = np.concatenate((present_rows[start_index:], present_rows[:start_index]))
         feasible_in_order = alive[order]
         positions = np.flatnonzero(feasible_in_order)
         if len(positions) >= to_find:
@@ -421,14 +421,14 @@ class KubeScheduler:
         feasible_rows = order[positions]
 
         examined_rows = order[:examined]
-        codes = node_reason[examined_rows]
         reasons: Counter[str] = Counter()
         plugins: set[str] = set()
-        for code_index, number in zip(
-            *np.unique(codes[codes >= 0], return_counts=True), strict=True
-        ):
-            reasons[reason_texts[int(code_index)]] += int(number)
-            plugins.add(reason_plugins[int(code_index)])
+        if reason_texts:
+            codes = node_reason[examined_rows]
+            counts = np.bincount(codes[codes >= 0], minlength=len(reason_texts))
+            for code_index in np.flatnonzero(counts).tolist():
+                reasons[reason_texts[code_index]] += int(counts[code_index])
+                plugins.add(reason_plugins[code_index])
         return feasible_rows, examined, reasons, plugins
 
     def _select_host(self, state: CycleState, pod: Pod, rows: np.ndarray) -> str:

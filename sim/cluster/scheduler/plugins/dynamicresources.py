@@ -429,12 +429,11 @@ class DynamicResources:
         dra.pre_scored = True
         if not dra.claims or all(claim.allocated for claim in dra.claims):
             return SUCCESS
-        names = [self.table.names[row] for row in rows]
+        all_names = self.table.names
+        names = [all_names[row] for row in rows.tolist()]
         context = dra.scheduling_context
-        if context is not None:
-            known = set(context.spec.potential_nodes)
-            if all(name in known for name in names):
-                return SUCCESS
+        if context is not None and set(context.spec.potential_nodes).issuperset(names):
+            return SUCCESS
         if len(names) > POD_SCHEDULING_NODE_LIST_MAX_SIZE:
             chosen = self.rng.choice(len(names), POD_SCHEDULING_NODE_LIST_MAX_SIZE, replace=False)
             names = [names[int(i)] for i in chosen]
