@@ -40,7 +40,7 @@ from sim.cluster.scheduler.nodetable import (
 from sim.drivers.node_local import NodeLocalModel
 from sim.metrics.recorder import API_REQUEST_COLUMNS, CYCLE_COLUMNS
 from sim.scenario import Scenario, load_scenario
-from sim.simulation import Simulation
+from sim.simulation import Simulation, build
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BENCHMARK_SCRIPT = REPOSITORY / "benchmarks" / "scheduler_perf_dra.py"
@@ -412,6 +412,21 @@ def test_throughput_counts_measured_phase_only(run: ShrunkRun) -> None:
     measured = table[table["namespace"] == MEASURED_NAMESPACE]
     span = measured["scheduled_s"].max() - measured_start
     assert figures.throughput_pods_per_s == pytest.approx(run.case.pods_per_phase / span)
+
+
+@pytest.mark.parametrize("case", [CLAIM_TEMPLATE, MULTIPLE_CLAIMS], ids=lambda case: case.id)
+def test_hint_indexes_change_nothing(case: Shrunk) -> None:
+    # The queue offers claim and PodSchedulingContext events only to the waiting pods
+    # filed under the object's key; a full scan of every waiting pod must agree exactly.
+    tables = []
+    for use_index in (True, False):
+        simulation = build(case.load())
+        simulation.scheduler.queue.use_hint_indexes = use_index
+        benchmark.run_until_bound(simulation)
+        recorder = simulation.world.recorder
+        tables.append((recorder.api_requests, recorder.cycles, simulation.events_processed))
+    assert tables[0] == tables[1]
+    assert len(tables[0][1]) > 2 * case.pods_per_phase
 
 
 def test_hints_off_cuts_throughput() -> None:

@@ -37,6 +37,8 @@ from sim.cluster.scheduler.framework import (
     ClusterEvent,
     Code,
     EventRegistration,
+    HintFn,
+    HintIndex,
     QueueingHint,
     Resource,
     Status,
@@ -815,3 +817,129 @@ def test_waking_event_is_not_replayed() -> None:
 
     # The cycle fails again; only events after the Pop may count for it.
     assert fail(queue, info, pending={"DRA"}) == "unschedulable"
+
+
+# --------------------------------------------------------------------------------------
+# Hint indexes (hints on)
+# --------------------------------------------------------------------------------------
+
+
+def claim_names_of(pod: Pod) -> list[str]:
+    """The claim names a test pod refers to: the names in its resourceClaimStatuses."""
+    return [status.resource_claim_name or "" for status in pod.status.resource_claim_statuses]
+
+
+def make_indexed_queue(hint: HintFn, *, use_index: bool = True) -> SchedulingQueue:
+    """A queue whose "DRA" claim hint is indexed by claim name, as DynamicResources' is."""
+    registrations = {
+        "Fit": [EventRegistration(NODE_ADD)],
+        "DRA": [
+            EventRegistration(
+                CLAIM_CHANGE,
+                hint,
+                HintIndex(lambda claim: None if claim is None else str(claim), claim_names_of),
+            )
+        ],
+    }
+    queue = SchedulingQueue(
+        simpy.Environment(), registrations=registrations, pre_enqueue_plugins=[], hints_enabled=True
+    )
+    queue.use_hint_indexes = use_index
+    return queue
+
+
+def with_claims(pod: Pod, *names: str) -> Pod:
+    statuses = tuple(
+        PodResourceClaimStatus(name=f"c{i}", resource_claim_name=name)
+        for i, name in enumerate(names)
+    )
+    return pod.model_copy(
+        update={"status": pod.status.model_copy(update={"resource_claim_statuses": statuses})}
+    )
+
+
+def park_with_claims(
+    queue: SchedulingQueue, name: str, *claims: str, plugin: str | None = "DRA"
+) -> QueuedPodInfo:
+    queue.add(with_claims(make_pod(name), *claims))
+    info = pop_now(queue)
+    rejectors = {plugin} if plugin else set()
+    assert queue.location(info.uid) is not None
+    info.unschedulable_plugins |= rejectors
+    queue._park(info)  # a failed cycle without rejectors would go to backoffQ instead
+    return info
+
+
+@pytest.mark.parametrize("use_index", [True, False], ids=["indexed", "full-scan"])
+def test_indexed_event_reaches_claim_users(use_index: bool) -> None:
+    hint = Hint(QueueingHint.SKIP)
+    queue = make_indexed_queue(hint, use_index=use_index)
+    park_with_claims(queue, "a", "claim-a")
+    park_with_claims(queue, "b", "claim-b", "shared")
+    park_with_claims(queue, "c", "claim-c", "shared")
+    park_with_claims(queue, "fit", "shared", plugin="Fit")
+
+    queue.move_all(CLAIM_CHANGE, None, "shared")
+
+    called = [call[0] for call in hint.calls]
+    assert called == (["b", "c"] if use_index else ["a", "b", "c"])
+
+
+def test_indexed_move_matches_full_scan() -> None:
+    def names_claim(pod: Pod, old: Any, new: Any) -> QueueingHint:
+        # Keeps the index's promise: Skip unless the pod names the claim.
+        return QueueingHint.QUEUE if new in claim_names_of(pod) else QueueingHint.SKIP
+
+    moved: dict[bool, list[str | None]] = {}
+    for use_index in (True, False):
+        queue = make_indexed_queue(names_claim, use_index=use_index)
+        infos = [
+            park_with_claims(queue, "a", "x"),
+            park_with_claims(queue, "b", "y"),
+            park_with_claims(queue, "none", "z", plugin=None),
+            park_with_claims(queue, "c", "x"),
+            park_with_claims(queue, "fit", "x", plugin="Fit"),
+        ]
+        advance(queue, 5.0)
+        queue.move_all(CLAIM_CHANGE, None, "x")
+        moved[use_index] = [queue.location(info.uid) for info in infos]
+    assert (
+        moved[True]
+        == moved[False]
+        == [
+            "active",
+            "unschedulable",
+            "active",
+            "active",
+            "unschedulable",
+        ]
+    )
+
+
+def test_indexed_pod_survives_status_update() -> None:
+    hint = Hint(QueueingHint.QUEUE)
+    queue = make_indexed_queue(hint)
+    info = park_with_claims(queue, "p", "x")
+    # The scheduler's own PodScheduled condition does not release a waiting pod.
+    condition = PodCondition(type="PodScheduled", status="False", reason="Unschedulable")
+    newer = info.pod.model_copy(
+        update={"status": info.pod.status.model_copy(update={"conditions": (condition,)})}
+    )
+    queue.update(info.pod, newer)
+    assert queue.location(info.uid) == "unschedulable"
+
+    queue.move_all(CLAIM_CHANGE, None, "x")
+
+    assert [call[0] for call in hint.calls] == ["p"]
+
+
+def test_indexed_queue_forgets_deleted_pods() -> None:
+    hint = Hint(QueueingHint.QUEUE)
+    queue = make_indexed_queue(hint)
+    info = park_with_claims(queue, "p", "x")
+
+    queue.delete(info.pod)
+    queue.move_all(CLAIM_CHANGE, None, "x")
+
+    assert hint.calls == []
+    assert queue.counts()["unschedulable"] == 0

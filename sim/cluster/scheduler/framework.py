@@ -18,7 +18,7 @@ alive and return which of them they reject, instead of running once per node.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum, IntFlag
 from typing import Any
@@ -143,12 +143,27 @@ HintFn = Callable[[Pod, Any, Any], QueueingHint]
 """Queueing hint function: (pod, old object, new object) -> hint."""
 
 
+@dataclass(frozen=True, eq=False)
+class HintIndex:
+    """A promise about a queueing hint that lets the queue skip most waiting pods.
+
+    The hint returns Skip for a pod unless `object_key(new)` is one of
+    `pod_keys(pod)`; `object_key` returns None when no pod can match (for
+    example when `new` is None). The queue then offers an event only to the
+    pods filed under its key, and to the pods no plugin rejected.
+    """
+
+    object_key: Callable[[Any], str | None]
+    pod_keys: Callable[[Pod], Iterable[str]]
+
+
 @dataclass(frozen=True)
 class EventRegistration:
-    """An event a plugin wants to hear about, with an optional queueing hint."""
+    """An event a plugin wants to hear about, with an optional queueing hint and its index."""
 
     event: ClusterEvent
     hint: HintFn | None = None
+    index: HintIndex | None = None
 
 
 @dataclass

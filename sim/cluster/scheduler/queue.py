@@ -38,6 +38,7 @@ from sim.api.types import Pod
 from sim.cluster.scheduler.framework import (
     ClusterEvent,
     EventRegistration,
+    HintIndex,
     QueueingHint,
     Resource,
     Status,
@@ -134,6 +135,25 @@ class SchedulingQueue:
         self._in_flight_base = 0
         self._holding = False
         self._matches_cache: dict[ClusterEvent, list[tuple[str, EventRegistration]]] = {}
+        # Waiting pods filed by the keys of each hint index, so that an event whose hints
+        # promise Skip for every other pod is offered to few pods (see `HintIndex`).
+        self.use_hint_indexes = True
+        """Whether `move_all` may use the hint indexes (off: offer each event to every pod)."""
+        self._hint_indexes: list[HintIndex] = list(
+            dict.fromkeys(
+                registration.index
+                for plugin_registrations in registrations.values()
+                for registration in plugin_registrations
+                if registration.index is not None
+            )
+        )
+        self._filed: dict[HintIndex, dict[str, set[str]]] = {
+            index: {} for index in self._hint_indexes
+        }
+        self._filed_keys: dict[str, list[tuple[HintIndex, tuple[str, ...]]]] = {}
+        self._no_rejector: set[str] = set()
+        self._park_order: dict[str, int] = {}
+        self._park_sequence = itertools.count()
 
     # ----------------------------------------------------------------------------------
     # Adding, updating and removing pods (informer handlers)
@@ -156,8 +176,9 @@ class SchedulingQueue:
         if self._where.get(uid) != "unschedulable":
             return
         if not _is_pod_updated(old, new):
+            self._file(info)
             return
-        del self._unschedulable[uid]
+        self._unpark(uid)
         del self._where[uid]
         if self._is_backing_off(info):
             self._push_backoff(info)
@@ -168,7 +189,7 @@ class SchedulingQueue:
         """Forget a pod (deleted, or bound by someone)."""
         uid = pod.metadata.uid
         self._infos.pop(uid, None)
-        self._unschedulable.pop(uid, None)
+        self._unpark(uid)
         self._where.pop(uid, None)
         self._in_flight.pop(uid, None)
 
@@ -229,12 +250,35 @@ class SchedulingQueue:
         """Offer an event to every unschedulable pod (MoveAllToActiveOrBackoffQueue)."""
         if not self._is_event_of_interest(event):
             return
-        candidates: Iterable[QueuedPodInfo] = (
-            self._unschedulable.values()
-            if pre_check is None
-            else [info for info in self._unschedulable.values() if pre_check(info.pod)]
-        )
+        candidates: Iterable[QueuedPodInfo] | None = self._indexed_candidates(event, new)
+        if candidates is None:
+            candidates = self._unschedulable.values()
+        if pre_check is not None:
+            candidates = [info for info in candidates if pre_check(info.pod)]
         self._move(candidates, event, old, new)
+
+    def _indexed_candidates(self, event: ClusterEvent, new: Any) -> list[QueuedPodInfo] | None:
+        """Return the waiting pods an event can move, in waiting order, or None for all of them.
+
+        The index applies only when hints are on and every plugin registered for
+        the event indexes its hint. A pod filed under none of the event's keys
+        then gets Skip from every hint. Pods that no plugin rejected move on any
+        event, so they are always candidates.
+        """
+        if not (self.hints_enabled and self.use_hint_indexes):
+            return None
+        if event.resource == Resource.WILDCARD:
+            return None
+        uids = set(self._no_rejector)
+        for _plugin, registration in self._matching_registrations(event):
+            index = registration.index
+            if index is None:
+                return None
+            key = index.object_key(new)
+            if key is not None:
+                uids.update(self._filed[index].get(key, ()))
+        order = self._park_order
+        return [self._unschedulable[uid] for uid in sorted(uids, key=order.__getitem__)]
 
     def note_event(self, event: ClusterEvent, old: Any = None, new: Any = None) -> None:
         """Record an event that moves no pod but counts as a move request (assigned pods)."""
@@ -318,8 +362,45 @@ class SchedulingQueue:
         return True
 
     def _park(self, info: QueuedPodInfo) -> None:
-        self._unschedulable[info.uid] = info
-        self._where[info.uid] = "unschedulable"
+        uid = info.uid
+        if uid not in self._unschedulable:
+            self._park_order[uid] = next(self._park_sequence)
+        self._unschedulable[uid] = info
+        self._where[uid] = "unschedulable"
+        self._file(info)
+
+    def _unpark(self, uid: str) -> None:
+        if self._unschedulable.pop(uid, None) is None:
+            return
+        del self._park_order[uid]
+        self._unfile(uid)
+
+    def _file(self, info: QueuedPodInfo) -> None:
+        """File a waiting pod under its current keys of every hint index."""
+        uid = info.uid
+        self._unfile(uid)
+        if not (info.unschedulable_plugins or info.pending_plugins):
+            self._no_rejector.add(uid)
+        if not self._hint_indexes:
+            return
+        filed: list[tuple[HintIndex, tuple[str, ...]]] = []
+        for index in self._hint_indexes:
+            keys = tuple(index.pod_keys(info.pod))
+            by_key = self._filed[index]
+            for key in keys:
+                by_key.setdefault(key, set()).add(uid)
+            filed.append((index, keys))
+        self._filed_keys[uid] = filed
+
+    def _unfile(self, uid: str) -> None:
+        self._no_rejector.discard(uid)
+        for index, keys in self._filed_keys.pop(uid, ()):
+            by_key = self._filed[index]
+            for key in keys:
+                uids = by_key[key]
+                uids.discard(uid)
+                if not uids:
+                    del by_key[key]
 
     def _push_backoff(self, info: QueuedPodInfo) -> None:
         self._where[info.uid] = "backoff"
@@ -370,7 +451,7 @@ class SchedulingQueue:
                 strategy = self._worth_requeuing(info, event, old, new, registrations)
                 if strategy == Strategy.SKIP:
                     continue
-                self._unschedulable.pop(info.uid, None)
+                self._unpark(info.uid)
                 self._where.pop(info.uid, None)
                 self._requeue(info, strategy)
             self.move_request_cycle = self.scheduling_cycle

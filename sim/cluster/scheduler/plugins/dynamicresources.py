@@ -59,6 +59,7 @@ from sim.cluster.scheduler.framework import (
     CycleState,
     EventRegistration,
     FilterResult,
+    HintIndex,
     QueueingHint,
     Resource,
     Status,
@@ -71,6 +72,21 @@ NAME = "DynamicResources"
 
 CLAIM_NAMES_CACHE_SIZE = 100_000
 """Pods whose claim names the queueing hint remembers before the cache starts over."""
+
+
+def _object_name(obj: Any) -> str | None:
+    """Return the index key of a claim event: its name, since pods use only claims they name."""
+    return None if obj is None else str(obj.metadata.name)
+
+
+def _object_key(obj: Any) -> str | None:
+    """Return the index key of a PodSchedulingContext event: namespace/name, as for its pod."""
+    return None if obj is None else f"{obj.metadata.namespace}/{obj.metadata.name}"
+
+
+def _pod_key(pod: Pod) -> tuple[str]:
+    """Return a pod's one PodSchedulingContext key: its own namespace/name."""
+    return (f"{pod.metadata.namespace}/{pod.metadata.name}",)
 
 
 @dataclass
@@ -135,6 +151,7 @@ class DynamicResources:
                     "ResourceClaimChange",
                 ),
                 self.claim_hint,
+                HintIndex(_object_name, self._claim_names),
             ),
             EventRegistration(
                 ClusterEvent(
@@ -143,6 +160,7 @@ class DynamicResources:
                     "PodSchedulingContextChange",
                 ),
                 self.scheduling_context_hint,
+                HintIndex(_object_key, _pod_key),
             ),
             EventRegistration(
                 ClusterEvent(
