@@ -121,6 +121,15 @@ class ClusterEvent:
     resource: Resource
     action: ActionType
     label: str
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        # The queue looks events up by value on every informer event; hashing the enum
+        # members each time showed up in profiles, so the hash is computed once.
+        object.__setattr__(self, "_hash", hash((self.resource, int(self.action), self.label)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def matches(self, registered: ClusterEvent) -> bool:
         """Whether a plugin that registered `registered` is interested in this event."""
