@@ -296,9 +296,15 @@ DeleteHandler = Callable[[Any], None]
 IndexFunc = Callable[[Any], Iterable[str]]
 
 
-def _deliver_batch(due: dict[float, builtins.list[tuple[Informer, WatchEvent]]], at: float) -> None:
-    """Deliver the watch events due at `at`; events a handler sends meanwhile get a new timer."""
-    for informer, event in due.pop(at):
+def _deliver_batch(
+    world: World, batch: builtins.list[tuple[Informer, WatchEvent]], _timer: simpy.Event
+) -> None:
+    """Deliver watch events that share a timer, in the order they were sent."""
+    # Every change reached all its watches before this timer fired, so no event can
+    # join an open batch any more.
+    world.watch_batch_change = None
+    world.watch_batches = {}
+    for informer, event in batch:
         informer._deliver(event)
 
 
@@ -404,14 +410,25 @@ class Informer:
         now = float(self._env.now)
         deliver_at = max(now + self._delay.sample(self._rng), self._last_delivery)
         self._last_delivery = deliver_at
-        # Events due at the same instant share one timer (a commit reaches every informer
-        # of its kind after the same constant delay); they are delivered in sending order.
-        due = self.world.watch_deliveries
-        batch = due.get(deliver_at)
+        # The watch events of one change that fall due at the same instant share one timer.
+        # The API server hands a change to all its watches back to back and informers
+        # schedule nothing else meanwhile, so one timer per event would have run these
+        # deliveries one after another. Events of different changes get separate timers,
+        # because another event may have been scheduled for that instant between them.
+        # NOTE: a handler that starts a SimPy process schedules an urgent event, which runs
+        # before the next timer but after the rest of a shared one. The kubelet's handler
+        # is the only such handler; the server offers each change to node-indexed watches
+        # such as the kubelet's last, so no event follows it in a shared timer.
+        world = self.world
+        change = (now, event.resource_version)
+        if world.watch_batch_change != change:
+            world.watch_batch_change = change
+            world.watch_batches = {}
+        batch = world.watch_batches.get(deliver_at)
         if batch is None:
-            batch = due[deliver_at] = []
+            batch = world.watch_batches[deliver_at] = []
             timer = self._env.timeout(deliver_at - now)
-            timer.callbacks.append(lambda _timer: _deliver_batch(due, deliver_at))
+            timer.callbacks.append(functools.partial(_deliver_batch, world, batch))
         batch.append((self, event))
 
     def _deliver(self, event: WatchEvent) -> None:

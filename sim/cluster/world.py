@@ -102,8 +102,10 @@ class World:
     """Called in order for every committed API write (recorder, invariant checker)."""
     shared_informers: dict[tuple[str, str], Informer] = field(default_factory=dict)
     """(process, kind) -> the informer that the controllers of one process share."""
-    watch_deliveries: dict[float, list[tuple[Informer, WatchEvent]]] = field(default_factory=dict)
-    """Delivery time -> the watch events due then, in the order they were sent (see `Informer`)."""
+    watch_batches: dict[float, list[tuple[Informer, WatchEvent]]] = field(default_factory=dict)
+    """Delivery time -> the watch events of `watch_batch_change` due then (see `Informer`)."""
+    watch_batch_change: tuple[float, int] | None = None
+    """(Send time, resourceVersion) of the change whose events `watch_batches` holds."""
 
     def add_write_hook(self, hook: Callable[[WriteRecord], None]) -> None:
         """Call `hook` for every committed API write, after the hooks added before it."""

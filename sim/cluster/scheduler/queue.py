@@ -385,7 +385,8 @@ class SchedulingQueue:
             return
         filed: list[tuple[HintIndex, tuple[str, ...]]] = []
         for index in self._hint_indexes:
-            keys = tuple(index.pod_keys(info.pod))
+            # A pod may name a key twice; `_unfile` must remove it once.
+            keys = tuple(dict.fromkeys(index.pod_keys(info.pod)))
             by_key = self._filed[index]
             for key in keys:
                 by_key.setdefault(key, set()).add(uid)
