@@ -943,3 +943,25 @@ def test_indexed_queue_forgets_deleted_pods() -> None:
 
     assert hint.calls == []
     assert queue.counts()["unschedulable"] == 0
+
+
+def test_hints_off_files_no_pods() -> None:
+    # Without hints the index is never read, so filing would only cost time and memory.
+    looked_up: list[str] = []
+
+    def pod_keys(pod: Pod) -> list[str]:
+        looked_up.append(pod.metadata.name)
+        return claim_names_of(pod)
+
+    index = HintIndex(lambda claim: None if claim is None else str(claim), pod_keys)
+    registrations = {"DRA": [EventRegistration(CLAIM_CHANGE, Hint(QueueingHint.QUEUE), index)]}
+    queue = SchedulingQueue(
+        simpy.Environment(), registrations=registrations, pre_enqueue_plugins=[]
+    )
+    info = park_with_claims(queue, "p", "x")
+    advance(queue, 5.0)
+
+    queue.move_all(CLAIM_CHANGE, None, "x")
+
+    assert looked_up == []
+    assert queue.location(info.uid) == "active"

@@ -139,14 +139,18 @@ class SchedulingQueue:
         # promise Skip for every other pod is offered to few pods (see `HintIndex`).
         self.use_hint_indexes = True
         """Whether `move_all` may use the hint indexes (off: offer each event to every pod)."""
-        self._hint_indexes: list[HintIndex] = list(
-            dict.fromkeys(
-                registration.index
-                for plugin_registrations in registrations.values()
-                for registration in plugin_registrations
-                if registration.index is not None
+        # With hints off no hint is asked, so pods are not filed: filing resolves the claim
+        # names of every waiting pod, and its caches would keep up to 100,000 pods alive.
+        self._hint_indexes: list[HintIndex] = []
+        if hints_enabled:
+            self._hint_indexes = list(
+                dict.fromkeys(
+                    registration.index
+                    for plugin_registrations in registrations.values()
+                    for registration in plugin_registrations
+                    if registration.index is not None
+                )
             )
-        )
         self._filed: dict[HintIndex, dict[str, set[str]]] = {
             index: {} for index in self._hint_indexes
         }
@@ -265,7 +269,7 @@ class SchedulingQueue:
         then gets Skip from every hint. Pods that no plugin rejected move on any
         event, so they are always candidates.
         """
-        if not (self.hints_enabled and self.use_hint_indexes):
+        if not (self.hints_enabled and self.use_hint_indexes and self._hint_indexes):
             return None
         if event.resource == Resource.WILDCARD:
             return None
