@@ -429,6 +429,20 @@ def test_hint_indexes_change_nothing(case: Shrunk) -> None:
     assert len(tables[0][1]) > 2 * case.pods_per_phase
 
 
+def test_deleted_pods_leave_hint_cache() -> None:
+    # The claim names cached for the queueing hints must not keep deleted pods alive.
+    simulation = build(CLAIM_TEMPLATE.load())
+    benchmark.run_until_bound(simulation)
+    plugin = simulation.scheduler.dynamic_resources
+    assert plugin._claim_names_cache
+
+    for pod in pods(simulation):
+        simulation.world.api.delete("Pod", pod.metadata.name, pod.metadata.namespace)
+    simulation.run(simulation.world.now + 1.0)
+
+    assert plugin._claim_names_cache == {}
+
+
 def test_hints_off_cuts_throughput() -> None:
     hints_on = shrunk_run(CLAIM_TEMPLATE).figures
     hints_off = shrunk_run(CLAIM_TEMPLATE_HINTS_OFF).figures

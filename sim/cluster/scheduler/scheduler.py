@@ -248,6 +248,7 @@ class KubeScheduler:
             self.queue.update(old, new)
 
     def _on_pod_delete(self, pod: Pod) -> None:
+        self.dynamic_resources.forget_pod(pod.metadata.uid)
         if pod.spec.node_name or self.table.has_pod(pod.metadata.uid):
             self.table.remove_pod(pod.metadata.uid)
             self._assumed.pop(pod.metadata.uid, None)

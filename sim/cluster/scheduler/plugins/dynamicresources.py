@@ -548,6 +548,10 @@ class DynamicResources:
     def _unresolvable(self, message: str) -> Status:
         return Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, message, NAME)
 
+    def forget_pod(self, uid: str) -> None:
+        """Drop what the plugin remembers about a deleted pod (its cached claim names)."""
+        self._claim_names_cache.pop(uid, None)
+
     def _claim_names(self, pod: Pod) -> frozenset[str]:
         """Return the names of the claims the pod refers to so far (cached per pod object)."""
         cached = self._claim_names_cache.get(pod.metadata.uid)
