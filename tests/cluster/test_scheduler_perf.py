@@ -417,7 +417,7 @@ def test_throughput_counts_measured_phase_only(run: ShrunkRun) -> None:
 @pytest.mark.parametrize("case", [CLAIM_TEMPLATE, MULTIPLE_CLAIMS], ids=lambda case: case.id)
 def test_hint_indexes_change_nothing(case: Shrunk) -> None:
     # The queue offers claim and PodSchedulingContext events only to the waiting pods
-    # filed under the object's key; a full scan of every waiting pod must agree exactly.
+    # filed under the object's key. A full scan of every waiting pod must agree exactly.
     tables = []
     for use_index in (True, False):
         simulation = build(case.load())
