@@ -43,7 +43,7 @@ from sim.api.types import (
 from sim.cluster.claims import ClaimNameError, check_owner, resolve_claim_name
 from sim.cluster.client import KUBE_CONTROLLER_MANAGER, APIClient, Informer, shared_informer
 from sim.cluster.config import ClaimControllerConfig
-from sim.cluster.workqueue import WorkQueue
+from sim.cluster.workqueue import WorkQueue, log_retry
 from sim.cluster.world import World
 
 logger = logging.getLogger(__name__)
@@ -471,31 +471,18 @@ class ResourceClaimController:
     # ----------------------------------------------------------------------------------
 
     def _run_worker(self) -> Generator[simpy.Event, Any, None]:
-        while True:
-            key = yield self.queue.get()
-            try:
-                yield from self._sync(key)
-            except (APIError, SyncError, ClaimNameError) as error:
-                retries = self.queue.num_requeues(key)
-                # Conflicts and vanished objects are routine races with stale caches: they
-                # are logged at info level. Other first failures are warnings, retries debug.
-                level = logging.DEBUG
-                if retries == 0:
-                    routine = isinstance(error, Conflict | NotFound)
-                    level = logging.INFO if routine else logging.WARNING
-                logger.log(
-                    level,
-                    "t=%.6f %s failed (retry %d with backoff): %s",
-                    self.world.now,
-                    key,
-                    retries + 1,
-                    error,
-                )
-                self.queue.add_rate_limited(key)
-            else:
-                self.queue.forget(key)
-            finally:
-                self.queue.done(key)
+        yield from self.queue.work(
+            self._sync, (APIError, SyncError, ClaimNameError), self._log_retry
+        )
+
+    def _log_retry(self, key: str, error: Exception, retries: int) -> None:
+        # Conflicts and vanished objects are routine races with stale caches: they are
+        # logged at info level. Other first failures are warnings, retries debug.
+        level = logging.DEBUG
+        if retries == 0:
+            routine = isinstance(error, Conflict | NotFound)
+            level = logging.INFO if routine else logging.WARNING
+        log_retry(logger, level, self.world.now, key, retries, error)
 
     def _sync(self, key: str) -> Generator[simpy.Event, Any, None]:
         prefix, namespace, name = _split_key(key)

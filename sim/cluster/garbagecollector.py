@@ -32,7 +32,7 @@ from sim.cluster.client import (
     shared_informer,
 )
 from sim.cluster.config import GarbageCollectorConfig
-from sim.cluster.workqueue import WorkQueue
+from sim.cluster.workqueue import WorkQueue, log_retry
 from sim.cluster.world import World
 
 logger = logging.getLogger(__name__)
@@ -232,26 +232,11 @@ class GarbageCollector:
     # ----------------------------------------------------------------------------------
 
     def _run_worker(self) -> Generator[simpy.Event, Any, None]:
-        while True:
-            key = yield self.queue.get()
-            try:
-                yield from self._process(key)
-            except APIError as error:
-                retries = self.queue.num_requeues(key)
-                level = logging.INFO if retries == 0 else logging.DEBUG
-                logger.log(
-                    level,
-                    "t=%.6f %s failed (retry %d with backoff): %s",
-                    self.world.now,
-                    key,
-                    retries + 1,
-                    error,
-                )
-                self.queue.add_rate_limited(key)
-            else:
-                self.queue.forget(key)
-            finally:
-                self.queue.done(key)
+        yield from self.queue.work(self._process, (APIError,), self._log_retry)
+
+    def _log_retry(self, key: str, error: Exception, retries: int) -> None:
+        level = logging.INFO if retries == 0 else logging.DEBUG
+        log_retry(logger, level, self.world.now, key, retries, error)
 
     def _process(self, key: str) -> Generator[simpy.Event, Any, None]:
         prefix, _, object_key = key.partition(":")

@@ -462,28 +462,60 @@ class _Expectations:
         self.deleted.get(owner_key, set()).discard(pod_uid)
 
 
-class _PodOwningController:
-    """The loop that ReplicaSet and Job controllers share: informers, queue, workers, pods."""
+class _KeyedController:
+    """The base of the workload controllers: an API client, a queue of keys and its workers.
+
+    A worker syncs one key at a time and retries a failed sync with backoff.
+    """
 
     KIND = ""
     COMPONENT = ""
 
-    def __init__(self, world: World, *, default_run_duration_s: float | None = None) -> None:
+    def __init__(self, world: World) -> None:
         self.world = world
-        self.default_run_duration_s = default_run_duration_s
         self.client = APIClient(
             world,
             self.COMPONENT,
             qps=KUBE_CONTROLLER_MANAGER_QPS,
             burst=KUBE_CONTROLLER_MANAGER_BURST,
         )
-        self.owners = Informer(world, self.KIND, self.COMPONENT)
-        self.pods = Informer(world, "Pod", self.COMPONENT)
         self.queue = WorkQueue(world.env, self.COMPONENT)
-        self.expectations = _Expectations()
         self.warnings: list[str] = []
         """Objects the controller cannot work on, with the reason (also logged)."""
         self._started = False
+
+    def _run_worker(self) -> Process:
+        yield from self.queue.work(self._sync, (APIError,), self._log_retry)
+
+    def _log_retry(self, key: str, error: Exception, _retries: int) -> None:
+        logger.info(
+            "t=%.6f %s: sync of %s %s failed, retrying with backoff: %s",
+            self.world.now,
+            self.COMPONENT,
+            self.KIND,
+            key,
+            error,
+        )
+
+    def _sync(self, key: str) -> Process:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+            logger.warning("%s: %s", self.COMPONENT, message)
+
+
+class _PodOwningController(_KeyedController):
+    """The loop that ReplicaSet and Job controllers share: informers, queue, workers, pods."""
+
+    def __init__(self, world: World, *, default_run_duration_s: float | None = None) -> None:
+        super().__init__(world)
+        self.default_run_duration_s = default_run_duration_s
+        self.owners = Informer(world, self.KIND, self.COMPONENT)
+        self.pods = Informer(world, "Pod", self.COMPONENT)
+        self.expectations = _Expectations()
 
         self.owners.add_handler(self._on_owner, lambda _old, new: self._on_owner(new))
         self.pods.add_index("controller", self._controller_index)
@@ -525,37 +557,6 @@ class _PodOwningController:
         for key in self._controller_index(pod):
             self.expectations.observe_delete(key, pod.metadata.uid)
             self.queue.add(key)
-
-    # -- workers ---------------------------------------------------------------------
-
-    def _run_worker(self) -> Process:
-        while True:
-            key = yield self.queue.get()
-            try:
-                yield from self._sync(key)
-            except APIError as error:
-                logger.info(
-                    "t=%.6f %s: sync of %s %s failed, retrying with backoff: %s",
-                    self.world.now,
-                    self.COMPONENT,
-                    self.KIND,
-                    key,
-                    error,
-                )
-                self.queue.add_rate_limited(key)
-            else:
-                self.queue.forget(key)
-            finally:
-                self.queue.done(key)
-
-    def _sync(self, key: str) -> Process:
-        raise NotImplementedError
-        yield  # pragma: no cover
-
-    def _warn(self, message: str) -> None:
-        if message not in self.warnings:
-            self.warnings.append(message)
-            logger.warning("%s: %s", self.COMPONENT, message)
 
     # -- pods ------------------------------------------------------------------------
 
@@ -893,7 +894,7 @@ def _job_finished(job: GenericObject) -> bool:
     )
 
 
-class DeploymentController:
+class DeploymentController(_KeyedController):
     """The Deployment controller of kube-controller-manager (`pkg/controller/deployment`).
 
     Modelled:
@@ -915,22 +916,13 @@ class DeploymentController:
     progress deadlines.
     """
 
+    KIND = "Deployment"
     COMPONENT = "deployment-controller"
 
     def __init__(self, world: World) -> None:
-        self.world = world
-        self.client = APIClient(
-            world,
-            self.COMPONENT,
-            qps=KUBE_CONTROLLER_MANAGER_QPS,
-            burst=KUBE_CONTROLLER_MANAGER_BURST,
-        )
+        super().__init__(world)
         self.deployments = Informer(world, "Deployment", self.COMPONENT)
         self.replica_sets = Informer(world, "ReplicaSet", self.COMPONENT)
-        self.queue = WorkQueue(world.env, self.COMPONENT)
-        self.warnings: list[str] = []
-        """Deployments the controller cannot work on, with the reason (also logged)."""
-        self._started = False
 
         self.deployments.add_handler(
             self._on_deployment, lambda _old, new: self._on_deployment(new)
@@ -959,30 +951,6 @@ class DeploymentController:
         ref = controller_owner(replica_set)
         if ref is not None and ref.kind == "Deployment":
             self.queue.add(f"{replica_set.metadata.namespace}/{ref.name}")
-
-    def _run_worker(self) -> Process:
-        while True:
-            key = yield self.queue.get()
-            try:
-                yield from self._sync(key)
-            except APIError as error:
-                logger.info(
-                    "t=%.6f %s: sync of Deployment %s failed, retrying with backoff: %s",
-                    self.world.now,
-                    self.COMPONENT,
-                    key,
-                    error,
-                )
-                self.queue.add_rate_limited(key)
-            else:
-                self.queue.forget(key)
-            finally:
-                self.queue.done(key)
-
-    def _warn(self, message: str) -> None:
-        if message not in self.warnings:
-            self.warnings.append(message)
-            logger.warning("%s: %s", self.COMPONENT, message)
 
     def owned_replica_set(self, deployment: GenericObject) -> GenericObject | None:
         """Return the ReplicaSet that the Deployment controls, or None."""

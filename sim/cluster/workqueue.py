@@ -15,11 +15,21 @@ The rules that shape their timing are kept exactly:
 
 from __future__ import annotations
 
+import logging
 from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any
 
 import simpy
 
 from sim.cluster.ratelimit import ItemExponentialBackoff, TokenBucket
+
+
+def log_retry(
+    log: logging.Logger, level: int, now: float, key: str, retries: int, error: Exception
+) -> None:
+    """Log a failed sync whose key goes back to the queue (`retries` before this one)."""
+    log.log(level, "t=%.6f %s failed (retry %d with backoff): %s", now, key, retries + 1, error)
 
 
 class WorkQueue:
@@ -71,6 +81,32 @@ class WorkQueue:
         if key in self._dirty:
             self._queue.append(key)
             self._hand_out()
+
+    def work(
+        self,
+        sync: Callable[[str], Generator[simpy.Event, Any, None]],
+        retry_on: tuple[type[Exception], ...],
+        on_retry: Callable[[str, Exception, int], None],
+    ) -> Generator[simpy.Event, Any, None]:
+        """Run one worker forever: take a key, sync it, and hand it back to the queue.
+
+        A sync that raises one of `retry_on` is reported to `on_retry` with the
+        key, the error and the retries so far. The key is then added again after
+        its backoff. A successful sync resets the key's backoff, as client-go
+        workers do with `AddRateLimited` and `Forget`. Any other error ends the
+        worker.
+        """
+        while True:
+            key = yield self.get()
+            try:
+                yield from sync(key)
+            except retry_on as error:
+                on_retry(key, error, self.num_requeues(key))
+                self.add_rate_limited(key)
+            else:
+                self.forget(key)
+            finally:
+                self.done(key)
 
     def add_after(self, key: str, delay_s: float) -> None:
         """Add `key` after `delay_s` seconds (at once when the delay is not positive)."""
