@@ -456,24 +456,30 @@ def parse_parameters(obj: GenericObject, ref_group: str = "") -> ParsedParameter
     return parser(obj)
 
 
-def check_scenario_parameters(spec: Mapping[str, Any], *, of_class: bool) -> None:
-    """Parse a scenario's `parameters` as the driver will parse them at run time.
+def scenario_parameters_object(spec: Mapping[str, Any], *, of_class: bool) -> GenericObject:
+    """Return the parameters object a scenario's `parameters` become at run time.
 
-    A scenario's class parameters become a `DeviceClassParameters` object and
-    its claim parameters a `DeviceClaimParameters` object with `spec` set to
-    `spec`, so a value the driver would reject is reported before the run.
-
-    Raises:
-        ParameterError: a value is invalid; its `field` starts with `spec.`.
+    Class parameters become a `DeviceClassParameters` object and claim
+    parameters a `DeviceClaimParameters` object, each with `spec` set to `spec`.
     """
     kind = "DeviceClassParameters" if of_class else "DeviceClaimParameters"
-    obj = GenericObject(
+    return GenericObject(
         api_version=f"{SIM_PARAMETERS_GROUP}/v1",
         kind=kind,
         metadata=ObjectMeta(name="scenario-parameters"),
         body={"spec": dict(spec)},
     )
-    parse_parameters(obj, SIM_PARAMETERS_GROUP)
+
+
+def check_scenario_parameters(spec: Mapping[str, Any], *, of_class: bool) -> None:
+    """Parse a scenario's `parameters` as the driver will parse them at run time.
+
+    A value the driver would reject is reported before the run.
+
+    Raises:
+        ParameterError: a value is invalid; its `field` starts with `spec.`.
+    """
+    parse_parameters(scenario_parameters_object(spec, of_class=of_class), SIM_PARAMETERS_GROUP)
 
 
 def claim_request(claim: ClaimAllocation) -> tuple[DeviceRequest, list[str]]:

@@ -46,7 +46,6 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sim.api.types import (
     AllocationResult,
     GenericObject,
-    ObjectMeta,
     Pod,
     ResourceClaim,
     controller_owner,
@@ -65,6 +64,7 @@ from sim.drivers.devices import (
     DeviceList,
     ParameterError,
     parameters_group,
+    scenario_parameters_object,
 )
 from sim.drivers.gpu_policies import (
     MILLI_PER_GPU,
@@ -218,13 +218,7 @@ def check_scenario_parameters(spec: Mapping[str, Any], *, of_class: bool) -> Non
     Raises:
         ParameterError: a value is invalid; its `field` starts with `spec.`.
     """
-    kind = "DeviceClassParameters" if of_class else "DeviceClaimParameters"
-    obj = GenericObject(
-        api_version=f"{SIM_PARAMETERS_GROUP}/v1",
-        kind=kind,
-        metadata=ObjectMeta(name="scenario-parameters"),
-        body={"spec": dict(spec)},
-    )
+    obj = scenario_parameters_object(spec, of_class=of_class)
     if of_class:
         _class_models(obj)
     else:
