@@ -101,7 +101,7 @@ class Simulation:
     events_processed: int = 0
     end_time_s: float = 0.0
     """Simulated time up to which the run has advanced."""
-    _unfinished_pod: str = ""
+    _unfinished_pod: str = field(default="", init=False, repr=False)
     """Informer key of the pod that kept the last `drained()` check from passing."""
 
     def drained(self) -> bool:
@@ -112,7 +112,7 @@ class Simulation:
             return False
         pods = self.scheduler.pods.cache
         # A long-running pod is usually still running at the next check, and thousands of
-        # finished pods can stand between it and the newest one.
+        # finished pods can come after it in the cache.
         last = pods.get(self._unfinished_pod)
         if last is not None and not last.done:
             return False

@@ -417,7 +417,7 @@ class Informer:
         # because another event may have been scheduled for that instant between them.
         # NOTE: a handler that starts a SimPy process schedules an urgent event, which runs
         # before the next timer but after the rest of a shared one. The kubelet's handler
-        # is the only such handler; the server offers each change to node-indexed watches
+        # is the only such handler. The server offers each change to node-indexed watches
         # such as the kubelet's last, so no event follows it in a shared timer.
         world = self.world
         change = (now, event.resource_version)

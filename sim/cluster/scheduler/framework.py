@@ -124,7 +124,7 @@ class ClusterEvent:
     _hash: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
-        # The queue looks events up by value on every informer event; hashing the enum
+        # The queue looks events up by value on every informer event. Hashing the enum
         # members each time showed up in profiles, so the hash is computed once.
         object.__setattr__(self, "_hash", hash((self.resource, int(self.action), self.label)))
 
@@ -157,7 +157,7 @@ class HintIndex:
     """A promise about a queueing hint that lets the queue skip most waiting pods.
 
     The hint returns Skip for a pod unless `object_key(new)` is one of
-    `pod_keys(pod)`; `object_key` returns None when no pod can match (for
+    `pod_keys(pod)`. `object_key` returns None when no pod can match (for
     example when `new` is None). The queue then offers an event only to the
     pods filed under its key, and to the pods no plugin rejected.
     """

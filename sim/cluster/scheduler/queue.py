@@ -139,8 +139,8 @@ class SchedulingQueue:
         # promise Skip for every other pod is offered to few pods (see `HintIndex`).
         self.use_hint_indexes = True
         """Whether `move_all` may use the hint indexes (off: offer each event to every pod)."""
-        # With hints off no hint is asked, so pods are not filed: filing resolves the claim
-        # names of every waiting pod, and its caches would keep up to 100,000 pods alive.
+        # With hints off no hint runs, so pods are not filed. Filing would resolve the claim
+        # names of every waiting pod and fill the plugin's claim-name cache for nothing.
         self._hint_indexes: list[HintIndex] = []
         if hints_enabled:
             self._hint_indexes = list(
@@ -389,7 +389,7 @@ class SchedulingQueue:
             return
         filed: list[tuple[HintIndex, tuple[str, ...]]] = []
         for index in self._hint_indexes:
-            # A pod may name a key twice; `_unfile` must remove it once.
+            # A pod may name a key twice, and `_unfile` must remove it only once.
             keys = tuple(dict.fromkeys(index.pod_keys(info.pod)))
             by_key = self._filed[index]
             for key in keys:
