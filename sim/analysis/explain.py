@@ -12,9 +12,9 @@ everything the results tables know about it, merged from three tables:
   feasible nodes and the status message.
 
 Before each scheduling attempt the story states how long the pod waited in
-the scheduling queue and what the tables say about why. That line is stamped
-at the end of the wait, the start of the attempt, so every write it cites
-comes before it. The queue's moves are not recorded, so the reason is
+the scheduling queue and what the tables show about why. That line is
+stamped at the end of the wait, the start of the attempt, so every write it
+cites comes before it. The queue's moves are not recorded, so the reason is
 inferred: a wait whose end matches the backoff of
 `pod_initial_backoff_s * 2^(attempts-1)` and a backoffQ sweep is reported as
 backoff; otherwise the last write to the pod, its claims or its
