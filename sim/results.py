@@ -167,9 +167,6 @@ def unwritable_reason(directory: str | Path) -> str | None:
     return None
 
 
-PARAMETER_ERROR_MARKERS = ("claim parameters ", "class parameters ")
-"""Text with which the driver library's Warning events report parameters it rejected."""
-
 MAX_PARAMETER_ERRORS = 20
 """Distinct parameter errors kept in `manifest.json`."""
 
@@ -180,17 +177,14 @@ def driver_parameter_errors(simulation: Simulation) -> list[dict[str, Any]]:
     A driver that cannot parse a claim's or class's parameters records a
     Warning event and retries the claim with backoff, so its pods stay pending
     without any other sign. Each entry has the driver, the object the warning
-    is about, the message and the first time, in seconds.
-
-    NOTE: the warnings are picked by their message text (`PARAMETER_ERROR_MARKERS`).
+    is about, the message and the first time, in seconds. The warnings are
+    those the driver controller marks with `DriverWarning.parameter_error`.
     """
     errors: list[dict[str, Any]] = []
     seen: set[str] = set()
     for name, controller in simulation.drivers.items():
         for warning in controller.warnings:
-            if warning.message in seen or not any(
-                marker in warning.message for marker in PARAMETER_ERROR_MARKERS
-            ):
+            if not warning.parameter_error or warning.message in seen:
                 continue
             seen.add(warning.message)
             errors.append(

@@ -435,7 +435,16 @@ class SyncResult(Enum):
 
 
 class SyncError(Exception):
-    """A work item failed: Warning event on the object and retry with backoff."""
+    """A work item failed: Warning event on the object and retry with backoff.
+
+    Attributes:
+        parameter_error: the work item stopped because the claim's or class's
+            parameters could not be fetched or were rejected by the model.
+    """
+
+    def __init__(self, message: str, *, parameter_error: bool = False) -> None:
+        super().__init__(message)
+        self.parameter_error = parameter_error
 
 
 class DriverWarning(NamedTuple):
@@ -445,6 +454,14 @@ class DriverWarning(NamedTuple):
     object: str
     """Kind and key of the object, e.g. `ResourceClaim default/gpu-claim`."""
     message: str
+    parameter_error: bool = False
+    """Whether the work item failed on the claim's or class's parameters.
+
+    The library gives every Warning the reason `Failed`, so this flag is the
+    simulator's own. It marks the warnings whose message wraps the
+    `claim parameters ...` or `class parameters ...` error, not the bare error
+    that the parameter check records on the class or claim itself.
+    """
 
 
 def truncate_nodes(nodes: list[str], selected_node: str) -> list[str]:
@@ -661,7 +678,7 @@ class DriverController:
         except SyncError as error:
             logger.info("%s: processing %s failed: %s", self.component, key, error)
             if obj is not None:
-                self._warn(obj, str(error))
+                self._warn(obj, str(error), parameter_error=error.parameter_error)
             self.queue.add_rate_limited(key)
             return
 
@@ -672,8 +689,10 @@ class DriverController:
         else:
             self.queue.add_after(key, RECHECK_DELAY_S)
 
-    def _warn(self, obj: TopLevelObject, message: str) -> None:
-        self.warnings.append(DriverWarning(self.world.now, _object_ref(obj), message))
+    def _warn(self, obj: TopLevelObject, message: str, *, parameter_error: bool = False) -> None:
+        self.warnings.append(
+            DriverWarning(self.world.now, _object_ref(obj), message, parameter_error)
+        )
 
     # ----------------------------------------------------------------------------------
     # syncClaim
@@ -775,7 +794,9 @@ class DriverController:
             try:
                 allocation = yield from self._check_pod_claim(pod, pod_claim)
             except SyncError as error:
-                raise SyncError(f"pod claim {pod_claim.name}: {error}") from error
+                raise SyncError(
+                    f"pod claim {pod_claim.name}: {error}", parameter_error=error.parameter_error
+                ) from error
             if allocation is not None:
                 pending.append(allocation)
         if not pending:
@@ -828,7 +849,11 @@ class DriverController:
             )
         except SyncError as error:
             if self._notifies_parameter_errors:
-                self._warn(pod, f"claim {claim.metadata.name}: {error}")
+                self._warn(
+                    pod,
+                    f"claim {claim.metadata.name}: {error}",
+                    parameter_error=error.parameter_error,
+                )
             raise
         return allocation
 
@@ -937,7 +962,8 @@ class DriverController:
             except SyncError as error:
                 self._warn(resource_class, str(error))
                 raise SyncError(
-                    f"class parameters {class_ref.kind}/{class_ref.name}: {error}"
+                    f"class parameters {class_ref.kind}/{class_ref.name}: {error}",
+                    parameter_error=True,
                 ) from error
 
         claim_parameters: GenericObject | None = None
@@ -954,7 +980,9 @@ class DriverController:
             if notify_claim:
                 self._warn(claim, str(error))
             described = f"{claim_ref.kind}/{claim_ref.name}" if claim_ref is not None else "(none)"
-            raise SyncError(f"claim parameters {described}: {error}") from error
+            raise SyncError(
+                f"claim parameters {described}: {error}", parameter_error=True
+            ) from error
         return allocation
 
     def _fetch_parameters(

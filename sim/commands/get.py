@@ -420,6 +420,14 @@ def _name(obj: Mapping[str, Any], _context: TableContext) -> str:
 
 NAME = Column("NAME", _name)
 AGE = Column("AGE", _age)
+WORKLOAD_WIDE_COLUMNS = (
+    Column("CONTAINERS", lambda o, _: _container_names(o), wide=True),
+    Column("IMAGES", lambda o, _: _container_images(o), wide=True),
+    Column(
+        "SELECTOR", lambda o, _: format_label_selector(_field(o, "spec", "selector")), wide=True
+    ),
+)
+"""The `-o wide` columns after AGE in the Deployment, ReplicaSet and Job tables."""
 
 COLUMNS: dict[str, list[Column]] = {
     "Pod": [
@@ -485,11 +493,7 @@ COLUMNS: dict[str, list[Column]] = {
         Column("UP-TO-DATE", lambda o, _: str(_field(o, "status", "updatedReplicas", default=0))),
         Column("AVAILABLE", lambda o, _: str(_field(o, "status", "availableReplicas", default=0))),
         AGE,
-        Column("CONTAINERS", lambda o, _: _container_names(o), wide=True),
-        Column("IMAGES", lambda o, _: _container_images(o), wide=True),
-        Column(
-            "SELECTOR", lambda o, _: format_label_selector(_field(o, "spec", "selector")), wide=True
-        ),
+        *WORKLOAD_WIDE_COLUMNS,
     ],
     "ReplicaSet": [
         NAME,
@@ -497,22 +501,14 @@ COLUMNS: dict[str, list[Column]] = {
         Column("CURRENT", lambda o, _: str(_field(o, "status", "replicas", default=0))),
         Column("READY", lambda o, _: str(_field(o, "status", "readyReplicas", default=0))),
         AGE,
-        Column("CONTAINERS", lambda o, _: _container_names(o), wide=True),
-        Column("IMAGES", lambda o, _: _container_images(o), wide=True),
-        Column(
-            "SELECTOR", lambda o, _: format_label_selector(_field(o, "spec", "selector")), wide=True
-        ),
+        *WORKLOAD_WIDE_COLUMNS,
     ],
     "Job": [
         NAME,
         Column("COMPLETIONS", lambda o, _: _job_completions(o)),
         Column("DURATION", _job_duration),
         AGE,
-        Column("CONTAINERS", lambda o, _: _container_names(o), wide=True),
-        Column("IMAGES", lambda o, _: _container_images(o), wide=True),
-        Column(
-            "SELECTOR", lambda o, _: format_label_selector(_field(o, "spec", "selector")), wide=True
-        ),
+        *WORKLOAD_WIDE_COLUMNS,
     ],
     "CustomResourceDefinition": [
         NAME,

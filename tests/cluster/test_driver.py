@@ -274,6 +274,7 @@ def test_conflicting_write_retried() -> None:
     assert len(controller.warnings) == 1
     assert "add finalizer" in controller.warnings[0].message
     assert controller.warnings[0].object == f"ResourceClaim {NS}/c1"
+    assert not controller.warnings[0].parameter_error
 
 
 @pytest.mark.parametrize(
@@ -344,6 +345,33 @@ def test_parameters_created_after_claim(
         assert data["EnvVars"] == {"user_mode": "fast"}
     else:
         assert data == {"devices": ["dev-0", "dev-1"], "node": "n1"}
+
+
+def test_parameter_warnings_marked() -> None:
+    world = make_world()
+    add_nodes(world, ["n1"])
+    add_class(world)
+    missing = ResourceClaimParametersReference(kind="ConfigMap", name="missing")
+    add_claim(world, "now", "Immediate", parameters=missing)
+    add_claim(world, "later", parameters=missing)
+    pod = add_pod(world, "p", named=[("gpu", "later")])
+    add_context(world, pod, potential=["n1"])
+    controller = start_driver(world)
+
+    world.env.run(until=1)
+
+    marks = {(w.object, w.parameter_error) for w in controller.warnings}
+    # The work items fail on the parameters: the claim, pod and context warnings
+    # wrap that error. Library 0.29 also records the bare error on the claim.
+    assert marks == {
+        (f"ResourceClaim {NS}/now", True),
+        (f"ResourceClaim {NS}/later", False),
+        (f"Pod {NS}/p", True),
+        (f"PodSchedulingContext {NS}/p", True),
+    }
+    for warning in controller.warnings:
+        if warning.parameter_error:
+            assert "claim parameters ConfigMap/missing" in warning.message
 
 
 # --------------------------------------------------------------------------------------

@@ -146,6 +146,21 @@ def test_tables_of_other_kinds(results_dir: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("kind", "containers"),
+    [
+        ("deploy", "with-resource,without-resource"),
+        ("rs", "with-resource,without-resource"),
+        ("jobs", "work"),
+    ],
+)
+def test_wide_workloads_show_containers(results_dir: Path, kind: str, containers: str) -> None:
+    header, row = ok(results_dir, kind, "-o", "wide").splitlines()
+
+    assert header.split()[-4:] == ["AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+    assert row.split()[-3] == containers
+
+
 def test_get_at_earlier_time(results_dir: Path) -> None:
     lines = ok(results_dir, "pods", "-n", "gpu-test3", "--at", "0").splitlines()
 

@@ -27,7 +27,7 @@ all versions (1.27/1.28 did it per node in Filter; the outcome is the same).
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ from sim.api.types import (
     pod_consumer_reference,
 )
 from sim.api.validation import POD_SCHEDULING_NODE_LIST_MAX_SIZE
-from sim.cluster.claims import ClaimNameError, check_owner, resolve_claim_name
+from sim.cluster.claims import ClaimNameError, ResolvedClaim, check_owner, resolve_claim_name
 from sim.cluster.client import APIClient, Informer
 from sim.cluster.scheduler.framework import (
     SUCCESS,
@@ -133,6 +133,9 @@ class DynamicResources:
         self.classes = classes
         self.rng = rng
         self.minor_version = minor_version
+        # Before 1.28 a template entry's claim is named `<pod>-<entry>` instead of the
+        # name recorded in the pod status.
+        self._legacy_claim_names = minor_version < 28
         self.intended_candidates = postfilter_candidates == "intended"
         self._claim_names_cache: dict[str, tuple[Pod, frozenset[str]]] = {}
         """Pod UID -> (the pod object, the claim names it refers to)."""
@@ -557,19 +560,32 @@ class DynamicResources:
         cached = self._claim_names_cache.get(pod.metadata.uid)
         if cached is not None and cached[0] is pod:
             return cached[1]
-        names: set[str] = set()
-        for pod_claim in pod.spec.resource_claims:
-            try:
-                resolved = resolve_claim_name(pod, pod_claim, legacy_names=self.minor_version < 28)
-            except ClaimNameError:
-                continue
-            if resolved is not None:
-                names.add(resolved.claim_name)
+        found = frozenset(
+            resolved.claim_name for resolved in self._resolve_claims(pod, skip_unresolvable=True)
+        )
         if len(self._claim_names_cache) >= CLAIM_NAMES_CACHE_SIZE:
             self._claim_names_cache.clear()
-        found = frozenset(names)
         self._claim_names_cache[pod.metadata.uid] = (pod, found)
         return found
+
+    def _resolve_claims(self, pod: Pod, *, skip_unresolvable: bool) -> Iterator[ResolvedClaim]:
+        """Yield the claim of each pod claim in pod order, leaving out entries that need none.
+
+        The generator resolves one entry per step, so a caller that checks each
+        claim before taking the next raises the error of the first bad entry.
+
+        Raises:
+            ClaimNameError: an entry cannot be resolved and `skip_unresolvable` is False.
+        """
+        for pod_claim in pod.spec.resource_claims:
+            try:
+                resolved = resolve_claim_name(pod, pod_claim, legacy_names=self._legacy_claim_names)
+            except ClaimNameError:
+                if skip_unresolvable:
+                    continue
+                raise
+            if resolved is not None:
+                yield resolved
 
     def _pod_claims(self, pod: Pod) -> list[tuple[str, ResourceClaim]]:
         """Resolve and fetch every claim of the pod from the informer, in pod order.
@@ -578,12 +594,8 @@ class DynamicResources:
             ClaimNameError: a claim is not created yet, is missing, is being
                 deleted or belongs to another pod.
         """
-        legacy = self.minor_version < 28
         resolved_claims: list[tuple[str, ResourceClaim]] = []
-        for pod_claim in pod.spec.resource_claims:
-            resolved = resolve_claim_name(pod, pod_claim, legacy_names=legacy)
-            if resolved is None:
-                continue
+        for resolved in self._resolve_claims(pod, skip_unresolvable=False):
             claim = self.claims.get(resolved.claim_name, pod.metadata.namespace)
             if claim is None:
                 raise ClaimNameError(f'resourceclaim "{resolved.claim_name}" not found')
@@ -595,7 +607,7 @@ class DynamicResources:
                     f"created for pod {pod.metadata.namespace}/{pod.metadata.name} "
                     "(pod is not owner)"
                 )
-            resolved_claims.append((pod_claim.name, claim))
+            resolved_claims.append((resolved.pod_claim_name, claim))
         return resolved_claims
 
     def _publish(
