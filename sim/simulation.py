@@ -42,6 +42,7 @@ from sim.api.types import (
     TopLevelObject,
     kind_of,
 )
+from sim.api.validation import prepare_for_create
 from sim.cluster.claimcontroller import ResourceClaimController
 from sim.cluster.driver import DriverController
 from sim.cluster.garbagecollector import GarbageCollector
@@ -357,6 +358,9 @@ class _Builder:
 
         Applying an object equal to the stored one changes nothing, so a
         manifest may repeat an object of the cluster or of an earlier manifest.
+        The replacement keeps what the API server filled in on create and the
+        manifest leaves unset (a Job's generated selector and pod labels), as
+        kubectl apply keeps fields that no manifest sets.
         """
         self.world.current_actor = "setup"
         self.world.current_reason = "manifest applied at time 0"
@@ -369,8 +373,14 @@ class _Builder:
         except APIError as error:
             raise SetupError(f"creating {kind} {obj.metadata.name!r}: {error}") from None
         stored = self.api.get(kind, obj.metadata.name, obj.metadata.namespace)
+        replacement = prepare_for_create(
+            obj.with_meta(
+                uid=obj.metadata.uid or stored.metadata.uid,
+                resource_version=stored.metadata.resource_version,
+            )
+        )
         try:
-            self.api.update(obj.with_meta(resource_version=stored.metadata.resource_version))
+            self.api.update(replacement)
         except APIError as error:
             raise SetupError(
                 f"applying {kind} {obj.metadata.name!r} over the one that already exists "

@@ -12,6 +12,8 @@ synchronously and without time (latency is charged by the callers in
   replays every write;
 * 409 Conflict on a stale resourceVersion, 404, 409 AlreadyExists, 422 Invalid
   (from `sim.api.validation`) and 410 Gone, with kube-apiserver's messages;
+* the defaults of `sim.api.validation`, among them the selector and pod
+  labels that a Job gets on create;
 * the status subresource: writes to the main resource keep the stored status,
   writes to `/status` keep the stored spec and metadata;
 * JSON merge patch (RFC 7386), JSON patch (RFC 6902) and server-side apply
@@ -84,6 +86,7 @@ from sim.api.types import (
 )
 from sim.api.validation import (
     apply_defaults,
+    prepare_for_create,
     validate_create,
     validate_status_update,
     validate_update,
@@ -1149,7 +1152,9 @@ class APIServer:
         a status subresource, except Pod and Node: the kubelet registers nodes
         with their status, and static and imported pods carry theirs
         (kube-apiserver resets a pod's status). An empty pod phase becomes
-        Pending. A resourceVersion sent with the object is ignored
+        Pending. A `batch/v1` Job without `manualSelector: true` gets its
+        generated selector and pod labels (`sim.api.validation.batch`). A
+        resourceVersion sent with the object is ignored
         (kube-apiserver rejects it; ignoring it lets exported manifests load).
         With `dry_run` the result has an empty resourceVersion and nothing is
         stored.
@@ -1201,15 +1206,16 @@ class APIServer:
             status = candidate.status.model_copy(update={"phase": PodPhase.PENDING.value})
             candidate = candidate.model_copy(update={"status": status})
         candidate = apply_defaults(candidate)
+        if not meta.name:
+            candidate = candidate.with_meta(name=self._generate_name(info, candidate))
+        # Create-only defaults need the final name and uid (a Job's generated selector).
+        candidate = prepare_for_create(candidate)
 
-        if meta.name:
-            errors = validate_create(candidate)
-            if errors:
-                raise Invalid(info.kind, meta.name, errors)
-            if (namespace, meta.name) in self._objects.get(info.kind, {}):
-                raise self._already_exists(info, meta.name)
-        else:
-            candidate = self._generate_name(info, candidate)
+        errors = validate_create(candidate)
+        if errors:
+            raise Invalid(info.kind, candidate.metadata.name, errors)
+        if meta.name and (namespace, meta.name) in self._objects.get(info.kind, {}):
+            raise self._already_exists(info, meta.name)
         defined: _KindInfo | None = None
         if info.kind == _CRD_KIND and isinstance(candidate, GenericObject):
             defined = self._crd_kind_info(candidate)
@@ -1221,8 +1227,12 @@ class APIServer:
             self._kinds[defined.kind] = defined
         return stored  # type: ignore[return-value]  # with_meta keeps the class of obj
 
-    def _generate_name(self, info: _KindInfo, candidate: T) -> T:
-        """Fill metadata.name from generateName plus a random suffix, retrying on a collision."""
+    def _generate_name(self, info: _KindInfo, candidate: TopLevelObject) -> str:
+        """Return generateName plus a random suffix that no stored object uses.
+
+        Raises:
+            AlreadyExists: every attempt collided with a stored name.
+        """
         prefix = candidate.metadata.generate_name[:_MAX_GENERATE_NAME_PREFIX]
         objects = self._objects.get(info.kind, {})
         namespace = candidate.metadata.namespace
@@ -1234,11 +1244,7 @@ class APIServer:
                 break
         else:
             raise self._already_exists(info, name)
-        named: T = candidate.with_meta(name=name)
-        errors = validate_create(named)
-        if errors:
-            raise Invalid(info.kind, name, errors)
-        return named
+        return name
 
     def _crd_kind_info(self, crd: GenericObject) -> _KindInfo:
         """Validate a CustomResourceDefinition and return the kind it defines."""

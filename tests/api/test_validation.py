@@ -69,6 +69,7 @@ from sim.api.validation import (
     RESOURCE_HANDLE_DATA_MAX_SIZE,
     TOTAL_ANNOTATION_SIZE_LIMIT_BYTES,
     apply_defaults,
+    prepare_for_create,
     validate_create,
     validate_node_selector,
     validate_status_update,
@@ -1258,18 +1259,20 @@ def test_corpus_manifests_validate() -> None:
             continue  # rejected by the codec, which its own tests cover
         for obj in loaded.objects:
             obj = as_server_stores(obj)
-            errors = validate_create(apply_defaults(obj))
+            errors = validate_create(prepare_for_create(apply_defaults(obj)))
             assert errors == [], f"{path.name}: {obj.kind} {obj.name}: {errors}"
             checked += 1
     assert checked >= 50, f"only {checked} corpus objects were loaded"
 
 
 def as_server_stores(obj: TopLevelObject) -> TopLevelObject:
-    """Fill the namespace and generated name that the API server sets before validating."""
+    """Fill the namespace, generated name and uid that the API server sets before validating."""
     if obj.NAMESPACED and not isinstance(obj, GenericObject) and not obj.namespace:
         obj = with_meta(obj, namespace="default")
     if not obj.name and obj.metadata.generate_name:
         obj = with_meta(obj, name=obj.metadata.generate_name + "x7k2p")
+    if not obj.metadata.uid:
+        obj = with_meta(obj, uid="0b6e5f3c-2d4a-4c1e-9f7b-8a1d2c3e4f50")
     return obj
 
 

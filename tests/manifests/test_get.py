@@ -161,6 +161,16 @@ def test_wide_workloads_show_containers(results_dir: Path, kind: str, containers
     assert row.split()[-3] == containers
 
 
+def test_wide_job_shows_generated_selector(results_dir: Path) -> None:
+    job = json.loads(ok(results_dir, "jobs", "batch", "-o", "json"))
+    uid = job["metadata"]["uid"]
+
+    header, row = ok(results_dir, "jobs", "-o", "wide").splitlines()
+
+    assert header.split()[-1] == "SELECTOR"
+    assert row.split()[-1] == f"batch.kubernetes.io/controller-uid={uid}"
+
+
 def test_get_at_earlier_time(results_dir: Path) -> None:
     lines = ok(results_dir, "pods", "-n", "gpu-test3", "--at", "0").splitlines()
 

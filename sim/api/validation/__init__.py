@@ -5,16 +5,20 @@ message per broken rule. The functions here return those rules as a list of
 `FieldError` (empty when the object is valid). `sim.api.server.APIServer` calls
 them and raises `Invalid(kind, name, errors)`:
 
-* create: `apply_defaults`, then `validate_create`.
+* create: `apply_defaults`, then `prepare_for_create` once the name and uid
+  are set, then `validate_create`.
 * main-resource update: `validate_update(new, old)`, after the server copied
   the stored status into `new`, because the main resource cannot change status.
 * status update: `validate_status_update(new, old)`, after the server copied
   the stored spec and metadata into `new`.
 
 The rules follow `resource.k8s.io/v1alpha2` and core/v1 validation of
-Kubernetes 1.27-1.29, limited to the fields that `sim.api.types` models. Paths
+Kubernetes 1.27-1.29, limited to the fields that `sim.api.types` models, and
+the selector rules of `batch/v1` Jobs, which are `GenericObject`s. Paths
 are the camelCase JSON paths that kube-apiserver prints
-(`status.reservedFor[2].uid`). The messages state the same rules in our own words.
+(`status.reservedFor[2].uid`). The messages state the same rules in our own words,
+except the short Job selector messages, which are kube-apiserver's so that
+they can be searched for.
 
 The server resets the status of a ResourceClaim, PodSchedulingContext or Pod on
 create, as kube-apiserver does. `validate_create` still checks a status that is
@@ -40,6 +44,12 @@ from sim.api.types import (
     ResourceClaimTemplate,
     ResourceClass,
     TopLevelObject,
+)
+from sim.api.validation.batch import (
+    generate_job_selector,
+    is_job,
+    validate_job,
+    validate_job_update,
 )
 from sim.api.validation.core import (
     validate_namespace,
@@ -76,6 +86,7 @@ __all__ = [
     "RESOURCE_HANDLE_DATA_MAX_SIZE",
     "TOTAL_ANNOTATION_SIZE_LIMIT_BYTES",
     "apply_defaults",
+    "prepare_for_create",
     "validate_create",
     "validate_node_selector",
     "validate_status_update",
@@ -103,6 +114,19 @@ def apply_defaults(obj: T) -> T:
     return obj
 
 
+def prepare_for_create(obj: T) -> T:
+    """Return `obj` with the fields that kube-apiserver's create strategy fills in.
+
+    Unlike `apply_defaults`, this runs on create only and needs the object's
+    final name and uid. The only such field modelled: a Job's generated
+    selector and pod labels (`sim.api.validation.batch`).
+    """
+    if is_job(obj):
+        prepared: T = generate_job_selector(obj)  # type: ignore[assignment]  # same class
+        return prepared
+    return obj
+
+
 def _validate_metadata(obj: TopLevelObject) -> list[FieldError]:
     # GenericObject: the server decides from its CRDs whether the kind is namespaced.
     namespaced = None if isinstance(obj, GenericObject) else obj.NAMESPACED
@@ -127,6 +151,8 @@ def _validate_object(obj: TopLevelObject) -> list[FieldError]:
         return validate_node(obj)
     if isinstance(obj, Namespace):
         return validate_namespace(obj)
+    if is_job(obj):
+        return _validate_metadata(obj) + validate_job(obj)
     return _validate_metadata(obj)
 
 
@@ -176,6 +202,8 @@ def validate_update(new: T, old: T) -> list[FieldError]:
         errors += validate_resource_claim_template_update(new, old)
     elif isinstance(new, Pod) and isinstance(old, Pod):
         errors += validate_pod_update(new, old)
+    elif is_job(new) and is_job(old):
+        errors += _validate_metadata(new) + validate_job_update(new, old)
     else:
         # ResourceClass, PodSchedulingContext, Node, Namespace and other kinds are
         # mutable: the new object only has to be valid.
