@@ -65,9 +65,6 @@ WORKLOAD_KINDS: dict[str, str] = {
 """Kinds these controllers serve, with their apiVersion."""
 
 POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
-JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
-JOB_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
-"""Labels the Job controller (1.27+) puts on its pods, each in the new and the legacy form."""
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 
@@ -92,7 +89,17 @@ _MODELLED_SPEC_FIELDS: dict[str, frozenset[str]] = {
     "Deployment": frozenset({"replicas", "selector", "template"}),
     "ReplicaSet": frozenset({"replicas", "selector", "template"}),
     "Job": frozenset(
-        {"parallelism", "completions", "backoffLimit", "completionMode", "suspend", "template"}
+        {
+            "parallelism",
+            "completions",
+            "backoffLimit",
+            "completionMode",
+            "suspend",
+            "template",
+            # The API server generates and checks these. Pods are found by owner reference.
+            "selector",
+            "manualSelector",
+        }
     ),
 }
 _TEMPLATE_RESTART_POLICIES: dict[str, tuple[str, ...]] = {
@@ -575,14 +582,16 @@ class _PodOwningController(_KeyedController):
         deleted.intersection_update(seen)
         return len(created), len(deleted)
 
-    def build_pod(
-        self, owner: GenericObject, template: PodTemplate, labels: Mapping[str, str]
-    ) -> Pod:
-        """Return the pod to create for `owner`: generateName `<owner>-`, controller reference."""
+    def build_pod(self, owner: GenericObject, template: PodTemplate) -> Pod:
+        """Return the pod to create for `owner` from its template.
+
+        The pod gets generateName `<owner>-`, a controller reference and the
+        template's labels, and the default run duration when it has none.
+        """
         pod = template.pod.with_meta(
             generate_name=f"{owner.metadata.name}-",
             namespace=owner.metadata.namespace,
-            labels={**template.pod.metadata.labels, **labels},
+            labels=dict(template.pod.metadata.labels),
             owner_references=(_controller_reference(owner),),
         )
         return with_default_run_duration(pod, self.default_run_duration_s)
@@ -716,7 +725,7 @@ class ReplicaSetController(_PodOwningController):
         difference = len(active) + creating - deleting - spec.replicas
         if difference < 0:
             count = min(-difference, BURST_REPLICAS)
-            new = [self.build_pod(replica_set, spec.template, {}) for _ in range(count)]
+            new = [self.build_pod(replica_set, spec.template) for _ in range(count)]
             yield from self.create_pods(replica_set, new, f"{count} replica(s) missing")
         elif difference > 0:
             extra = sorted(active, key=_deletion_rank)[: min(difference, BURST_REPLICAS)]
@@ -753,10 +762,11 @@ class JobController(_PodOwningController):
     * per sync, the Job's pods (by controller owner reference) are counted as
       active, succeeded and failed. While fewer than
       `min(parallelism, completions - succeeded)` pods are active, new pods
-      are created with `generateName: <job>-` and the labels `job-name` and
-      `controller-uid`, each with and without the `batch.kubernetes.io/`
-      prefix. Without `completions` the Job is a work queue, which starts no
-      pod after the first success;
+      are created from the template with `generateName: <job>-`. They carry
+      the labels `job-name` and `controller-uid`, with and without the
+      `batch.kubernetes.io/` prefix, because the API server added them to the
+      template when it generated the Job's selector. Without `completions`
+      the Job is a work queue, which starts no pod after the first success;
     * the Job completes (condition Complete, `completionTime`) when
       `completions` pods succeeded or, without `completions`, when one pod
       succeeded and none is active. It fails (condition Failed, reason
@@ -774,7 +784,8 @@ class JobController(_PodOwningController):
     `batch.kubernetes.io/job-tracking` finalizer. A failed pod is replaced at
     once, without the exponential backoff of 10 s doubling per failure.
 
-    Not modelled: Indexed Jobs, `activeDeadlineSeconds`,
+    Not modelled: adoption and release of pods by `spec.selector`, Indexed
+    Jobs, `activeDeadlineSeconds`,
     `ttlSecondsAfterFinished`, pod failure policies and
     `podReplacementPolicy`.
     """
@@ -846,11 +857,7 @@ class JobController(_PodOwningController):
         difference = _wanted_active(spec, succeeded, counted) - counted
         if difference > 0:
             count = min(difference, BURST_REPLICAS)
-            labels = {
-                **{label: job.metadata.name for label in JOB_NAME_LABELS},
-                **{label: job.metadata.uid for label in JOB_UID_LABELS},
-            }
-            new = [self.build_pod(job, spec.template, labels) for _ in range(count)]
+            new = [self.build_pod(job, spec.template) for _ in range(count)]
             yield from self.create_pods(job, new, f"{count} job pod(s) missing")
             return counted + count
         if difference < 0:

@@ -220,9 +220,13 @@ def test_job_runs_until_completions(tmp_path: Path) -> None:
     found = pods(simulation)
     assert len(found) == 3
     assert all(pod.status.phase == "Succeeded" for pod in found)
+    stored = simulation.world.api.get("Job", "train", "default")
+    assert isinstance(stored, GenericObject)
     for pod in found:
         assert pod.metadata.generate_name == "train-"
+        assert pod.metadata.labels == stored.body["spec"]["template"]["metadata"]["labels"]
         assert pod.metadata.labels["batch.kubernetes.io/job-name"] == "train"
+        assert pod.metadata.labels["controller-uid"] == stored.metadata.uid
     times = creation_times(simulation, "job-controller")
     # Two pods at once, the third right after the first success (pods run 10 s).
     successes = sorted(row[0] for row in simulation.world.recorder.events if row[6] == "Succeeded")
@@ -419,6 +423,17 @@ spec: {count: COUNT}
     ]
     stored = simulation.world.api.get("GpuClaimParameters", "four", "default")
     assert stored.body["spec"] == {"count": 2}
+
+
+def test_repeated_job_changes_nothing(tmp_path: Path) -> None:
+    simulation = run(tmp_path, "---".join([CLASS, job(1, 1), job(1, 1)]), until_s=1.0)
+
+    # The repeated manifest has no selector, but kubectl apply keeps the generated one.
+    stored = simulation.world.api.get("Job", "train", "default")
+    assert stored.metadata.generation == 1
+    assert stored.body["spec"]["selector"] == {
+        "matchLabels": {"batch.kubernetes.io/controller-uid": stored.metadata.uid}
+    }
 
 
 def test_changed_claim_spec_rejected(tmp_path: Path) -> None:
