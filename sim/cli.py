@@ -80,6 +80,21 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(USAGE_ERROR)
 
 
+def fail_if_unwritable(path: Path, description: str, fix: str) -> None:
+    """Exit with code 2 when no file or folder can be created at `path`.
+
+    Args:
+        path: the file or folder the command is about to create.
+        description: what `path` is, for the message ("results directory").
+        fix: what the user can do instead ("choose another --output").
+    """
+    from sim.results import unwritable_reason
+
+    problem = unwritable_reason(path)
+    if problem is not None:
+        fail(f"{path}: cannot create the {description}: {problem}; {fix}")
+
+
 def _load(scenario_path: Path, overrides: list[str], seed: str | None) -> Any:
     from sim.scenario import ScenarioError, load_scenario
 
@@ -256,7 +271,7 @@ def _run(
     quiet: bool,
     manifests: list[Path] | None = None,
 ) -> None:
-    from sim.results import simulate, unwritable_reason
+    from sim.results import simulate
     from sim.simulation import SetupError
 
     loaded = _add_manifests(_load(scenario, overrides, seed), manifests or [])
@@ -265,9 +280,7 @@ def _run(
         fail(f"{target}: a file with this name exists; choose another --output")
     if target.exists():
         fail(f"{target}: results directory already exists; choose another --output")
-    problem = unwritable_reason(target)
-    if problem is not None:
-        fail(f"{target}: cannot create the results directory: {problem}; choose another --output")
+    fail_if_unwritable(target, "results directory", "choose another --output")
     horizon = until if until is not None else loaded.horizon_s
     logger.info(
         "simulating %s (seed %d, %d nodes, %d workloads) up to t=%gs",

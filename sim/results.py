@@ -39,7 +39,8 @@ import pandas as pd
 import yaml
 
 from sim import __version__
-from sim.scenario import Scenario, parse_scenario, resolved_data
+from sim.result_files import ResultsDirectoryError, read_json, read_table, read_yaml
+from sim.scenario import Scenario, ScenarioError, parse_scenario, resolved_data
 from sim.simulation import Simulation, build
 
 logger = logging.getLogger(__name__)
@@ -123,19 +124,30 @@ class Results:
 
     @classmethod
     def read(cls, directory: str | Path) -> Results:
-        """Read a results directory written by `write`."""
+        """Read a results directory written by `write`.
+
+        Raises:
+            ResultsDirectoryError: a file is damaged or unreadable, or the
+                resolved scenario no longer validates.
+        """
         base = Path(directory)
-        data = yaml.safe_load((base / "scenario.resolved.yaml").read_text(encoding="utf-8"))
-        scenario = parse_scenario(data, source=str(base / "scenario.resolved.yaml"))
+        scenario_path = base / "scenario.resolved.yaml"
+        try:
+            scenario = parse_scenario(read_yaml(scenario_path), source=str(scenario_path))
+        except ScenarioError as error:
+            raise ResultsDirectoryError(
+                f"{error}; run the scenario again with `dra-sim run` to recreate the results "
+                "directory"
+            ) from None
         tables = {
-            name: pd.read_parquet(base / f"{name}.parquet")
+            name: read_table(base / f"{name}.parquet")
             for name in TABLE_NAMES
             if (base / f"{name}.parquet").exists()
         }
-        summary = json.loads((base / "summary.json").read_text(encoding="utf-8"))
-        manifest = json.loads((base / "manifest.json").read_text(encoding="utf-8"))
+        summary = read_json(base / "summary.json")
+        manifest = read_json(base / "manifest.json")
         objects_path = base / "objects.parquet"
-        objects = pd.read_parquet(objects_path) if objects_path.exists() else None
+        objects = read_table(objects_path) if objects_path.exists() else None
         return cls(
             scenario=scenario,
             tables=tables,
@@ -145,16 +157,18 @@ class Results:
         )
 
 
-def unwritable_reason(directory: str | Path) -> str | None:
-    """Return why `Results.write` could not create `directory`, or None when it can.
+def unwritable_reason(path: str | Path) -> str | None:
+    """Return why no file or folder can be created at `path`, or None when one can.
 
-    The nearest existing parent must be a folder in which this process can
-    create a folder. The check creates an empty folder there and removes it
+    Commands call it before they compute or print anything, so that an
+    unusable output path fails at once and leaves nothing behind. The
+    nearest existing parent of `path` must be a folder in which this process
+    can create a folder. The check creates an empty folder there and removes it
     at once, because permission bits do not tell (root may write anywhere by
     them, but not into /proc). NOTE: a full disk or a quota still only shows
     when the results are written.
     """
-    parent = Path(directory).absolute().parent
+    parent = Path(path).absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():

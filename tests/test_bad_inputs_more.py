@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -336,9 +337,9 @@ def openb_csv(corpus_dir: Path) -> Path:
     return corpus_dir / "openb" / "csv"
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-2", "0"])
-def test_import_time_scale_rejected(openb_csv: Path, tmp_path: Path, value: str) -> None:
-    result = invoke(
+def import_openb(openb_csv: Path, output: Path, *options: str) -> Result:
+    """Run `import openb` on the trace's GPU node list and default pod list."""
+    return invoke(
         "import",
         "openb",
         "--nodes",
@@ -346,9 +347,14 @@ def test_import_time_scale_rejected(openb_csv: Path, tmp_path: Path, value: str)
         "--pods",
         openb_csv / "openb_pod_list_default.csv",
         "-o",
-        tmp_path / "x.yaml",
-        f"--time-scale={value}",
+        output,
+        *options,
     )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-2", "0"])
+def test_import_time_scale_rejected(openb_csv: Path, tmp_path: Path, value: str) -> None:
+    result = import_openb(openb_csv, tmp_path / "x.yaml", f"--time-scale={value}")
 
     assert_one_error_line(result, "--time-scale", "positive and finite")
     assert not (tmp_path / "x.yaml").exists()
@@ -377,6 +383,137 @@ def test_import_binary_csv_names_file(openb_csv: Path, tmp_path: Path, which: st
 
     assert_one_error_line(result, str(binary), "not a UTF-8 text file")
     assert not (tmp_path / "x.yaml").exists()
+
+
+# --------------------------------------------------------------------------------------
+# Damaged results directories: `report`, `explain`, `compare`, `get`
+# --------------------------------------------------------------------------------------
+
+
+def damage(path: Path) -> None:
+    """Truncate a Parquet table, or overwrite a text file with invalid JSON and YAML."""
+    if path.suffix == ".parquet":
+        os.truncate(path, 100)
+    else:
+        path.write_text("{not: [valid", encoding="utf-8")
+
+
+DAMAGED_READS = {
+    "report-pods": (["report", "{results}"], "pods.parquet"),
+    "report-summary": (["report", "{results}"], "summary.json"),
+    "explain-pods": (["explain", "{results}", "pod", "any"], "pods.parquet"),
+    "explain-scenario": (["explain", "{results}", "pod", "any"], "scenario.resolved.yaml"),
+    "compare-pods": (["compare", "{results}", "{good}", "-o", "{plot}"], "pods.parquet"),
+    "compare-summary": (["compare", "{good}", "{results}", "-o", "{plot}"], "summary.json"),
+    "get-objects": (["get", "{results}", "pods"], "objects.parquet"),
+    "get-manifest": (["get", "{results}", "pods"], "manifest.json"),
+}
+
+
+@pytest.mark.parametrize(("args", "file_name"), DAMAGED_READS.values(), ids=DAMAGED_READS.keys())
+def test_damaged_results_file_named(
+    results_dir: Path, tmp_path: Path, args: list[str], file_name: str
+) -> None:
+    damaged = tmp_path / "damaged"
+    shutil.copytree(results_dir, damaged)
+    damage(damaged / file_name)
+    plot = tmp_path / "plot"
+    values = {"results": damaged, "good": results_dir, "plot": plot}
+
+    result = invoke(*(arg.format(**values) for arg in args))
+
+    assert_one_error_line(
+        result, str(damaged / file_name), "damaged or unreadable", "run the scenario again"
+    )
+    assert not (damaged / "report.html").exists()
+    assert not (damaged / "plots").exists()
+    assert not plot.exists()
+
+
+# --------------------------------------------------------------------------------------
+# Outputs that cannot be created: `sweep`, `import openb`, `compare`, `report`
+# --------------------------------------------------------------------------------------
+
+UNDER_PROC = Path("/proc/dra-sim-no-such")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_sweep_output_under_proc_rejected() -> None:
+    # Permission bits allow root to write to /proc, but no folder can be created there.
+    result = invoke(
+        "sweep", QUICKSTART, "--param", "horizon_s=100", "-q", "-o", UNDER_PROC / "sweep"
+    )
+
+    assert_one_error_line(result, str(UNDER_PROC / "sweep"), "cannot create folders in /proc")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_import_output_under_proc_rejected(openb_csv: Path) -> None:
+    result = import_openb(openb_csv, UNDER_PROC / "scenario.yaml")
+
+    assert_one_error_line(
+        result, str(UNDER_PROC / "scenario.yaml"), "cannot create folders in /proc"
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_compare_output_under_proc_rejected(results_dir: Path) -> None:
+    result = invoke("compare", results_dir, results_dir, "-o", UNDER_PROC)
+
+    assert_one_error_line(result, str(UNDER_PROC), "cannot create folders in /proc")
+
+
+def test_import_creates_output_folder(openb_csv: Path, tmp_path: Path) -> None:
+    output = tmp_path / "new" / "scenario.yaml"
+
+    result = import_openb(openb_csv, output, "--max-pods", "5")
+
+    assert result.exit_code == 0, result.output
+    assert output.is_file()
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="root may write into a read-only folder",
+)
+def test_report_in_read_only_results(results_dir: Path, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    shutil.copytree(results_dir, locked)
+    locked.chmod(0o555)
+    try:
+        result = invoke("report", locked)
+
+        assert_one_error_line(
+            result, "cannot write the report", f"cannot create folders in {locked}"
+        )
+        assert not (locked / "report.html").exists()
+        assert not (locked / "plots").exists()
+    finally:
+        locked.chmod(0o755)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="root may write into a read-only folder",
+)
+@pytest.mark.parametrize("command", ["sweep", "compare"])
+def test_output_in_read_only_folder_other_commands(
+    results_dir: Path, tmp_path: Path, command: str
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    arguments = {
+        "sweep": ["sweep", QUICKSTART, "--param", "horizon_s=100", "-q", "-o", locked / "out"],
+        "compare": ["compare", results_dir, results_dir, "-o", locked / "out"],
+    }
+    try:
+        result = invoke(*arguments[command])
+
+        assert_one_error_line(result, "cannot create folders in", str(locked))
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
 
 
 # --------------------------------------------------------------------------------------

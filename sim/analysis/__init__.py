@@ -17,22 +17,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sim.result_files import ResultsDirectoryError
 from sim.results import Results
+
+__all__ = ["REQUIRED_FILES", "ResultsDirectoryError", "read_results"]
 
 REQUIRED_FILES = ("scenario.resolved.yaml", "summary.json", "manifest.json")
 """Files without which a folder is not a results directory."""
-
-
-class ResultsDirectoryError(ValueError):
-    """A path that should be a results directory is missing or incomplete."""
 
 
 def read_results(directory: str | Path) -> Results:
     """Read a results directory, raising an error that names what is missing.
 
     Raises:
-        ResultsDirectoryError: the path does not exist, is not a folder, or
-            lacks one of `REQUIRED_FILES`.
+        ResultsDirectoryError: the path does not exist, is not a folder,
+            lacks one of `REQUIRED_FILES`, or contains a damaged file.
     """
     base = Path(directory)
     if not base.exists():

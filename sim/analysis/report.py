@@ -16,9 +16,9 @@ import math
 from pathlib import Path
 
 from sim import __version__
-from sim.analysis import derived, devices, plots, read_results
+from sim.analysis import ResultsDirectoryError, derived, devices, plots, read_results
 from sim.analysis.summary import format_metric, ordered_summary_keys, summary_unit
-from sim.results import Results
+from sim.results import Results, unwritable_reason
 
 REPORT_NAME = "report.html"
 PLOTS_DIR = "plots"
@@ -84,9 +84,21 @@ def write_report(directory: str | Path, *, timeline_pods: int = 25, seed: int = 
         directory: a results directory written by `dra-sim run` or `Results.write`.
         timeline_pods: pods shown in the timeline; larger runs show a sample.
         seed: seed of the timeline's sample.
+
+    Raises:
+        ResultsDirectoryError: the directory cannot be read, or the report
+            cannot be written into it.
     """
     base = Path(directory)
     results = read_results(base)
+    # Checked before drawing, so a read-only results directory fails at once.
+    for new_file in (base / REPORT_NAME, base / PLOTS_DIR / f"{plots.PLOTS[0][0]}.png"):
+        problem = unwritable_reason(new_file)
+        if problem is not None:
+            raise ResultsDirectoryError(
+                f"{new_file}: cannot write the report: {problem}; make {base} writable, "
+                "or copy it and report on the copy"
+            )
     figures = plots.draw_report_plots(results, timeline_pods=timeline_pods, seed=seed)
     images: dict[str, bytes] = {}
     for name, figure in figures.items():

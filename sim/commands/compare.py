@@ -31,7 +31,7 @@ def compare(
     from sim.analysis import ResultsDirectoryError, read_results
     from sim.analysis.compare import compare_summaries, format_comparison, run_labels
     from sim.analysis.plots import plot_latency_comparison, save_figure
-    from sim.cli import fail
+    from sim.cli import fail, fail_if_unwritable
 
     try:
         first = read_results(results_a)
@@ -40,6 +40,7 @@ def compare(
         fail(str(error))
     if output.exists() and not output.is_dir():
         fail(f"{output}: --output must be a folder, and this is a file")
+    fail_if_unwritable(output / PLOT_NAME, "comparison plot", "choose another --output")
     label_a, label_b = run_labels(results_a, results_b)
     typer.echo(f"a = {label_a}\nb = {label_b}\n")
     typer.echo(format_comparison(compare_summaries(first, second), "a", "b"))

@@ -590,6 +590,7 @@ def get_output(
         GetError: a bad argument, an unknown kind or a missing object.
         ObjectHistoryError: a missing or unusable results directory, or a time
             outside the run.
+        ResultsDirectoryError: a damaged or unreadable file in the results directory.
     """
     if namespace is not None and all_namespaces:
         raise GetError("give -n NAMESPACE or -A (all namespaces), not both")
@@ -670,6 +671,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the objects of a run as kubectl get prints them, at the end or at --at."""
         from sim.cli import fail
+        from sim.result_files import ResultsDirectoryError
 
         if at is not None and not (math.isfinite(at) and at >= 0):
             fail(f"--at: invalid time {at}; expected a finite number of seconds >= 0")
@@ -683,6 +685,6 @@ def register(app: typer.Typer) -> None:
                 output=output,
                 at_s=at,
             )
-        except (GetError, ObjectHistoryError) as error:
+        except (GetError, ObjectHistoryError, ResultsDirectoryError) as error:
             fail(str(error))
         typer.echo(text, err=to_stderr)

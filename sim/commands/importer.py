@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         ] = 1.0,
     ) -> None:
         """Write a scenario that replays an openb trace through classic DRA."""
-        from sim.cli import fail
+        from sim.cli import fail, fail_if_unwritable
         from sim.workload.openb import (
             ImportOptions,
             TraceError,
@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
 
         if output.exists():
             fail(f"{output}: file already exists; choose another --output")
+        fail_if_unwritable(output, "scenario file", "choose another --output")
         try:
             options = ImportOptions(
                 policy=policy,
@@ -89,6 +90,7 @@ def register(app: typer.Typer) -> None:
             "# The openb trace (GitHub alibaba/clusterdata, cluster-trace-gpu-v2023) is for\n"
             "# research or study use only, with attribution; do not redistribute this file.\n"
         )
+        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         pools = data["cluster"]["node_pools"]
         typer.echo(

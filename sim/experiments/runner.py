@@ -61,6 +61,7 @@ from sim.experiments.store import (
     write_atomic,
 )
 from sim.experiments.worker import STATUS_FAILED, STATUS_OK, RunRecord, RunTask
+from sim.results import unwritable_reason
 from sim.scenario import ScenarioError, resolved_data
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,15 @@ def run_sweep(
     directory = Path(output) if output is not None else _default_directory(base_scenario.name)
     parameter_data = [{"key": p.key, "values": list(p.values)} for p in design.parameters]
     records = _existing_records(directory, resume, parameter_data, base.digest())
+    # A resumed sweep rewrites files in its existing directory, a new one creates it.
+    new_path, description = (
+        (directory / RUNS_FILE, "runs table") if resume else (directory, "directory")
+    )
+    problem = unwritable_reason(new_path)
+    if problem is not None:
+        raise SweepError(
+            f"{new_path}: cannot create the sweep {description}: {problem}; choose another -o"
+        )
     done = {
         (record.point, record.replication)
         for record in records.values()

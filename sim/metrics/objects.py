@@ -42,6 +42,7 @@ from sim.api.codec import to_dict
 from sim.api.server import DELETED, WriteRecord
 from sim.api.types import TopLevelObject
 from sim.cluster.world import World
+from sim.result_files import read_json, read_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -184,21 +185,21 @@ class ObjectHistory:
         """Read `objects.parquet` and `manifest.json` of a results directory.
 
         Raises:
-            ObjectHistoryError: the directory is missing, or the run recorded no objects.
+            ObjectHistoryError: the directory or its `manifest.json` is missing,
+                or the run recorded no objects.
+            ResultsDirectoryError: `manifest.json` or `objects.parquet` is
+                damaged or unreadable.
         """
-        import pandas as pd
-
         base = Path(directory)
         if not base.is_dir():
             raise ObjectHistoryError(f"{base}: results directory not found")
         manifest_path = base / "manifest.json"
-        try:
-            manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
+        if not manifest_path.is_file():
             raise ObjectHistoryError(
-                f"{manifest_path}: cannot read the run's manifest ({error}); is {base} a "
-                "results directory written by dra-sim run?"
-            ) from None
+                f"{base}: not a results directory (missing manifest.json); "
+                "write one with `dra-sim run SCENARIO -o DIR`"
+            )
+        manifest = read_json(manifest_path)
         path = base / "objects.parquet"
         if not path.is_file():
             raise ObjectHistoryError(
@@ -207,7 +208,7 @@ class ObjectHistory:
             )
         recorded = manifest.get("objects_recorded", "all")
         end_time_s = float(manifest.get("sim_time_s", 0.0))
-        return cls(pd.read_parquet(path), recorded, end_time_s)
+        return cls(read_table(path), recorded, end_time_s)
 
     def kinds(self) -> dict[str, bool]:
         """Return every kind in the table and whether it is namespaced."""
