@@ -44,7 +44,7 @@ from sim.api.types import (
 )
 from sim.api.validation import prepare_for_create
 from sim.cluster.claimcontroller import ResourceClaimController
-from sim.cluster.driver import DriverController
+from sim.cluster.driver import DriverController, SharedDeviceModel
 from sim.cluster.garbagecollector import GarbageCollector
 from sim.cluster.kubelet import Kubelet, NodePlugin
 from sim.cluster.podgc import PodGarbageCollector
@@ -177,16 +177,24 @@ def _fewer_collections() -> Iterator[None]:
 
 def _device_count(
     drivers: dict[str, DriverController], claim: ResourceClaim
-) -> tuple[str, str, int] | None:
-    """Return (driver, node, devices) of an allocated claim, as its driver model knows it."""
+) -> tuple[str, str, float] | None:
+    """Return (driver, node, devices) of an allocated claim, as its driver model reports it.
+
+    Devices are the names the model reports, or the model's `device_amount`
+    when it hands out shares of devices.
+    """
     driver = claim.status.driver_name
     controller = drivers.get(driver)
     if controller is None:
         return None
-    found = controller.model.devices_of(claim.metadata.uid)
+    model = controller.model
+    found = model.devices_of(claim.metadata.uid)
     if found is None:
         return None
     node, devices = found
+    if isinstance(model, SharedDeviceModel):
+        amount = model.device_amount(claim.metadata.uid)
+        return None if amount is None else (driver, node, amount)
     return driver, node, len(devices)
 
 

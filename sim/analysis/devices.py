@@ -5,9 +5,10 @@ not how many devices an allocation holds. Use over time is therefore
 reconstructed here from the claims' state transitions and an estimate of each
 claim's device count. The estimate is the `count` of the claim's or its
 class's parameters in the scenario, as the `devices` and `network-attached`
-models read it. It is 1 for the `node-local` model and for claims with no
-count. `device_use` also returns the `utilization` table's mean, so a reader
-can check the estimate.
+models read it. For the `gpushare` model it is the claim's GPUs as that model
+counts them, a share of one GPU as its fraction (`gpu_milli` / 1000). It is 1
+for the `node-local` model and for claims with no count. `device_use` also
+returns the `utilization` table's mean, so a reader can check the estimate.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis import derived
+from sim.drivers.gpushare import scenario_claim_devices
+from sim.metrics.tables import DEVICE_RESOLUTION
 from sim.results import Results
 
 
@@ -40,7 +43,7 @@ def _count_of(parameters: Mapping[str, Any] | None) -> int | None:
     return int(value) if isinstance(value, int) and value > 0 else None
 
 
-def claim_devices(results: Results) -> dict[str, int]:
+def claim_devices(results: Results) -> dict[str, float]:
     """Return the estimated devices of each claim while allocated, by claim UID (see above)."""
     claims = derived.table(results, "claims")
     if claims.empty:
@@ -48,16 +51,15 @@ def claim_devices(results: Results) -> dict[str, int]:
     scenario = results.scenario
     models = {driver.name: driver.model for driver in scenario.drivers}
     class_counts = {cls.name: _count_of(cls.parameters) for cls in scenario.resource_classes}
-    shared_counts = {
-        (claim.namespace, claim.name): _count_of(claim.parameters)
-        for claim in scenario.shared_claims
+    shared_parameters = {
+        (claim.namespace, claim.name): claim.parameters for claim in scenario.shared_claims
     }
-    entry_counts: dict[tuple[str, str, str], int | None] = {}
+    entry_parameters: dict[tuple[str, str, str], Mapping[str, Any] | None] = {}
     for workload in scenario.workloads:
         for entry in workload.claims:
             if entry.template is not None:
                 key = (workload.namespace, workload.name, entry.name)
-                entry_counts[key] = _count_of(entry.template.parameters)
+                entry_parameters[key] = entry.template.parameters
 
     links = derived.pod_claim_links(results)
     pods = derived.table(results, "pods")
@@ -71,16 +73,23 @@ def claim_devices(results: Results) -> dict[str, int]:
         for link in links.itertuples(index=False)
     }
 
-    devices: dict[str, int] = {}
+    devices: dict[str, float] = {}
     for claim in claims.itertuples(index=False):
         uid = str(claim.uid)
-        if models.get(str(claim.driver)) == "node-local":
+        model = models.get(str(claim.driver))
+        if model == "node-local":
             # The Kubernetes test driver counts claims per node, one slot each.
             devices[uid] = 1
             continue
-        own = shared_counts.get((str(claim.namespace), str(claim.name)))
-        if own is None and uid in claim_entry:
-            own = entry_counts.get(claim_entry[uid])
+        parameters: Mapping[str, Any] | None = shared_parameters.get(
+            (str(claim.namespace), str(claim.name))
+        )
+        if parameters is None and uid in claim_entry:
+            parameters = entry_parameters.get(claim_entry[uid])
+        if model == "gpushare":
+            devices[uid] = scenario_claim_devices(parameters or {})
+            continue
+        own = _count_of(parameters)
         devices[uid] = own or class_counts.get(str(claim.resource_class)) or 1
     return devices
 
@@ -222,9 +231,11 @@ def device_use(results: Results) -> list[DeviceUse]:
     uses = []
     for driver, pool in keys:
         held = allocations[(allocations["driver"] == driver) & (allocations["pool"] == pool)]
-        times, levels = derived.level_over_time(
-            held["start_s"], held["end_s"], held["devices"], end
-        )
+        # Summed in whole thousandths, as the utilization table sums them, so that
+        # GPU shares add up to whole devices exactly.
+        thousandths = np.rint(held["devices"].to_numpy(dtype=float) * DEVICE_RESOLUTION)
+        times, levels = derived.level_over_time(held["start_s"], held["end_s"], thousandths, end)
+        levels = levels / DEVICE_RESOLUTION
         uses.append(
             DeviceUse(
                 driver=driver,

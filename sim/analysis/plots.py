@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -63,6 +64,9 @@ STATE_COLORS: dict[str, str] = {
 OTHER_STATE_COLOR = "#e7298a"
 
 DPI = 110
+
+MAX_GROUPS = 8
+"""Most groups (workloads, modes) a plot draws one by one; the smaller rest become one group."""
 
 
 def new_figure(
@@ -119,6 +123,34 @@ def _no_data(axes: Axes, message: str) -> None:
     axes.text(0.5, 0.5, message, ha="center", va="center", transform=axes.transAxes)
 
 
+def limit_groups(
+    labels: pd.Series, noun: str, limit: int = MAX_GROUPS
+) -> tuple[pd.Series, list[str]]:
+    """Merge all but the largest groups of `labels` into one, so that a legend stays readable.
+
+    With at most `limit` distinct labels nothing changes. Otherwise the
+    `limit - 1` most frequent labels stay (ties go to the smaller label) and
+    every other label becomes `other (<k> <noun>)`.
+
+    Returns:
+        The labels after merging, and the groups in drawing order: the kept
+        labels sorted, then the merged group.
+    """
+    counts = labels.value_counts()
+    if len(counts) <= limit:
+        return labels, sorted(str(label) for label in counts.index)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+    kept = sorted(str(label) for label, _ in ranked[: limit - 1])
+    other = f"other ({len(counts) - len(kept)} {noun})"
+    merged = labels.astype(str).where(labels.astype(str).isin(kept), other)
+    return merged, [*kept, other]
+
+
+def _legend_below(axes: Axes) -> None:
+    """Draw the legend under the axes, where it covers neither the data nor the title."""
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, fontsize="small")
+
+
 def _run_label(results: Results) -> str:
     seed = results.manifest.get("seed", results.scenario.seed)
     return f"{results.scenario.name}, seed {seed}"
@@ -159,29 +191,31 @@ def plot_latency_cdfs(results: Results, by: Grouping = "mode") -> Figure:
     the group's sorted latencies and its y data the fractions `i/n`. A dotted
     vertical line marks the 95th percentile of all pods.
     """
-    figure, panels = new_figure(1, 2, width=11.0, height=4.5)
+    figure, panels = new_figure(1, 2, width=11.0, height=6.0)
     latencies = derived.pod_latencies(results)
+    groups, order = limit_groups(latencies[by].astype(str), f"{GROUP_TITLES[by]}s")
+    latencies = latencies.assign(**{by: groups})
     for axes, latency in zip(panels, ("scheduling", "startup"), strict=True):
         column = LATENCY_COLUMNS[latency]
-        _draw_cdfs(axes, latencies, column, by)
+        _draw_cdfs(axes, latencies, column, by, order)
         axes.set_title(f"{LATENCY_TITLES[latency]}\nby {GROUP_TITLES[by]}")
     figure.suptitle(f"Latency CDFs ({_run_label(results)})")
     return figure
 
 
-def _draw_cdfs(axes: Axes, latencies: Any, column: str, by: str) -> None:
+def _draw_cdfs(axes: Axes, latencies: Any, column: str, by: str, order: list[str]) -> None:
     values = latencies[column].to_numpy(dtype=float)
     finite = values[~np.isnan(values)]
     if finite.size == 0:
         _no_data(axes, "no pod reached this point")
     else:
-        for group in sorted(latencies[by].unique()):
+        for group in order:
             x, y = derived.ecdf(latencies.loc[latencies[by] == group, column])
             if x.size:
                 axes.step(x, y, where="post", label=f"{group} (n={x.size})")
         p95 = float(np.quantile(finite, 0.95))
         axes.axvline(p95, color="black", linestyle=":", label=f"p95 of all pods = {p95:.3g} s")
-        axes.legend(loc="lower right", fontsize="small")
+        _legend_below(axes)
     axes.set_xlabel("latency (s)")
     axes.set_ylabel("fraction of pods")
     axes.set_ylim(0, 1.02)
@@ -268,12 +302,12 @@ def plot_attempts_and_writes(results: Results) -> Figure:
     if tried.empty:
         _no_data(attempts_axes, "no scheduling attempts")
     else:
-        workloads = sorted(tried["workload"].astype(str).unique())
+        groups, workloads = limit_groups(tried["workload"].astype(str), "workloads")
         highest = int(tried["attempts"].max())
         counts = np.arange(1, highest + 1)
         width = 0.8 / len(workloads)
         for index, workload in enumerate(workloads):
-            attempts = tried.loc[tried["workload"] == workload, "attempts"].to_numpy()
+            attempts = tried.loc[groups == workload, "attempts"].to_numpy()
             pods_per_count = np.bincount(attempts, minlength=highest + 1)[1:]
             offset = (index - (len(workloads) - 1) / 2) * width
             attempts_axes.bar(

@@ -20,7 +20,8 @@ Module contents:
 * `DriverConfig`: its scenario settings.
 * `DriverModel`, `ClaimAllocation`, `DriverError`, `ModelContext`, `NodeView`,
   `DeviceUse`: the interface between the loop and a model, plus helpers that
-  models share.
+  models share. `SharedDeviceModel` is the optional part for models whose
+  claims can hold a share of a device.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections import Counter
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Annotated, Any, Literal, NamedTuple, Protocol, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import simpy
@@ -248,6 +249,21 @@ class DriverModel(Protocol):
 
     def devices_of(self, claim_uid: str) -> tuple[str, list[str]] | None:
         """Return the node ("" if not node-bound) and devices of an allocated claim, or None."""
+        ...
+
+
+@runtime_checkable
+class SharedDeviceModel(Protocol):
+    """A driver model whose claims can hold a share of a device instead of whole devices.
+
+    The metrics count the devices of a claim as the number of names that
+    `devices_of` returns. A model that hands out shares (several claims on one
+    device) implements `device_amount` so that a share counts by its fraction
+    and the devices in use never exceed the devices that exist.
+    """
+
+    def device_amount(self, claim_uid: str) -> float | None:
+        """Return the devices allocated to a claim (a share as its fraction), or None."""
         ...
 
 

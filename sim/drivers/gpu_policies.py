@@ -117,6 +117,11 @@ class GpuRequest:
         return self.gpu_count * self.gpu_milli
 
     @property
+    def gpu_devices(self) -> float:
+        """GPUs the pod takes, a share of one GPU as its fraction (250 milli: 0.25)."""
+        return self.total_gpu_milli / MILLI_PER_GPU
+
+    @property
     def scoring_cpu_milli(self) -> int:
         """CPU request with kube-scheduler's non-zero default, millicores."""
         return self.cpu_milli or DEFAULT_CPU_REQUEST_MILLI

@@ -30,7 +30,9 @@ Placement under classic DRA (the driver cannot pick the node, only veto it):
 
 The resource handle lists the node, GPU names and milli per GPU. A share is
 reported by `devices_of` as `<gpu>/share-<n>` (n unique per GPU), so several
-claims on one GPU never report the same device name.
+claims on one GPU never report the same device name. For the metrics,
+`device_amount` counts a share by its fraction of the GPU (250 milli: 0.25
+devices), so that the GPUs in use never exceed the GPUs of a node.
 """
 
 from __future__ import annotations
@@ -223,6 +225,16 @@ def check_scenario_parameters(spec: Mapping[str, Any], *, of_class: bool) -> Non
         _class_models(obj)
     else:
         _claim_gpus(obj)
+
+
+def scenario_claim_devices(spec: Mapping[str, Any]) -> float:
+    """Return the GPUs that a claim with these scenario `parameters` takes (a share as a fraction).
+
+    Raises:
+        ParameterError: a value is invalid; its `field` starts with `spec.`.
+    """
+    count, milli, _ = _claim_gpus(scenario_parameters_object(spec, of_class=False))
+    return GpuRequest(count, milli).gpu_devices
 
 
 def claim_gpu_request(claim: ClaimAllocation, pod: Pod | None = None) -> GpuRequest:
@@ -521,6 +533,13 @@ class GpuShareModel:
         if allocation is None:
             return None
         return allocation.node, list(allocation.devices)
+
+    def device_amount(self, claim_uid: str) -> float | None:
+        """Return the GPUs allocated to a claim (a share as its fraction), or None."""
+        allocation = self._allocations.get(claim_uid)
+        if allocation is None:
+            return None
+        return allocation.request.gpu_devices
 
     def allocated_milli(self) -> int:
         """Return the GPU milli allocated on all nodes."""

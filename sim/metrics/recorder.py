@@ -66,7 +66,11 @@ DEVICE_USAGE_COLUMNS = (
     "delta",
     "claim_uid",
 )
-"""A change of the devices in use: `delta` devices of `driver` on `node` ("" = not node-bound)."""
+"""A change of the devices in use: `delta` devices of `driver` on `node` ("" = not node-bound).
+
+`delta` is an int for whole devices and a float for a share of a device, counted
+by its fraction (a claim on 250 thousandths of a GPU counts as 0.25 devices).
+"""
 POD_REQUEST_COLUMNS = (
     "time_s",
     "node",
@@ -195,7 +199,9 @@ class Recorder:
         """Return the state of the object's last recorded transition, "" when none."""
         return self._last_state.get((kind, uid), "")
 
-    def device_use(self, time_s: float, driver: str, node: str, delta: int, claim_uid: str) -> None:
+    def device_use(
+        self, time_s: float, driver: str, node: str, delta: float, claim_uid: str
+    ) -> None:
         """Record that `delta` devices of `driver` on `node` became used (+) or free (-)."""
         self.device_usage.append((time_s, driver, node, delta, claim_uid))
 

@@ -104,6 +104,10 @@ RESOURCE_MEMORY: Final = "memory"
 
 _MILLI_PER_CORE: Final = 1000.0
 
+DEVICE_RESOLUTION: Final = 1000
+"""Device use is summed in whole thousandths of a device, the unit of a GPU share, so
+that shares add up to whole devices exactly (ten shares of 0.1 make 1.0, not 0.9999...)."""
+
 _Key = tuple[str, str]  # (driver, pool)
 
 
@@ -222,7 +226,9 @@ def claims_table(tracker: Tracker) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
-def time_weighted_level(times: np.ndarray, deltas: np.ndarray, end_s: float) -> tuple[float, float]:
+def time_weighted_level(
+    times: np.ndarray, deltas: np.ndarray, end_s: float, resolution: int | None = None
+) -> tuple[float, float]:
     """Return the time-weighted mean and the peak of a piecewise-constant level over [0, end_s].
 
     The level is 0 at time 0 and changes by `deltas[i]` at `times[i]`; changes
@@ -230,6 +236,11 @@ def time_weighted_level(times: np.ndarray, deltas: np.ndarray, end_s: float) -> 
     largest level held after all changes of one instant (a use that starts and
     ends at the same instant does not count), and at least 0. The mean is NaN
     when `end_s` is not positive.
+
+    With `resolution`, every change is rounded to a whole multiple of
+    `1 / resolution` and the level is summed in integers of that unit, so that
+    fractional changes add up without rounding error. Integer changes give the
+    same level with or without it.
     """
     times = np.maximum(np.asarray(times, dtype=np.float64), 0.0)
     deltas = np.asarray(deltas, dtype=np.float64)
@@ -240,7 +251,12 @@ def time_weighted_level(times: np.ndarray, deltas: np.ndarray, end_s: float) -> 
 
     instants, inverse = np.unique(times, return_inverse=True)
     changes = np.bincount(inverse, weights=deltas, minlength=instants.size)
-    levels = np.cumsum(changes)
+    if resolution is not None:
+        # Integers up to 2**53 add up exactly in float64.
+        changes = np.rint(changes * resolution)
+    levels = np.cumsum(changes, dtype=np.float64)
+    if resolution is not None:
+        levels = levels / resolution
     peak = max(0.0, float(levels.max()))
     if end_s <= 0:
         return math.nan, peak
@@ -265,11 +281,12 @@ def _utilization_rows(
     series: Mapping[_Key, tuple[list[float], list[float]]],
     end_time_s: float,
     scale: float = 1.0,
+    resolution: int | None = None,
 ) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
     for key in sorted(set(capacity) | set(series)):
         times, deltas = series.get(key, ([], []))
-        mean, peak = time_weighted_level(np.array(times), np.array(deltas), end_time_s)
+        mean, peak = time_weighted_level(np.array(times), np.array(deltas), end_time_s, resolution)
         total = capacity.get(key, 0.0)
         utilization = mean / total if total > 0 else math.nan
         driver, pool = key
@@ -291,7 +308,13 @@ def utilization_table(recorder: Recorder, tracker: Tracker, end_time_s: float) -
         ((driver, pool_of(node)), time_s, delta)
         for time_s, driver, node, delta, _uid in recorder.device_usage
     )
-    rows = _utilization_rows(RESOURCE_DEVICES, device_capacity, device_series, end_time_s)
+    rows = _utilization_rows(
+        RESOURCE_DEVICES,
+        device_capacity,
+        device_series,
+        end_time_s,
+        resolution=DEVICE_RESOLUTION,
+    )
 
     cpu_capacity: dict[_Key, float] = {}
     memory_capacity: dict[_Key, float] = {}

@@ -70,8 +70,11 @@ HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
 USER_ACTOR: Final = "user"
 """Actor of writes made directly on the API server, outside any component's client."""
 
-DeviceCount = Callable[[ResourceClaim], tuple[str, str, int] | None]
-"""Returns (driver, node, devices) held by an allocated claim; node "" = not node-bound."""
+DeviceCount = Callable[[ResourceClaim], tuple[str, str, float] | None]
+"""Returns (driver, node, devices) held by an allocated claim; node "" = not node-bound.
+
+Devices are whole devices, or a fraction of one for a claim that takes a share of a device.
+"""
 
 _ADDED_EVENT: Final = "ADDED"
 _DELETED_EVENT: Final = "DELETED"
@@ -135,7 +138,7 @@ def single_hostname(allocation: AllocationResult) -> str:
     return requirement.values[0]
 
 
-def one_device_per_claim(claim: ResourceClaim) -> tuple[str, str, int] | None:
+def one_device_per_claim(claim: ResourceClaim) -> tuple[str, str, float] | None:
     """Count one device of `status.driverName` per allocated claim, on its single node.
 
     This is the default `device_count` of `Tracker`, for driver models that do
@@ -202,7 +205,7 @@ class ClaimRecord:
     reserved: tuple[str, ...] = ()
     """UIDs in `reservedFor`, as last written."""
     state: str = ""
-    usage: tuple[str, str, int] | None = None
+    usage: tuple[str, str, float] | None = None
     """(driver, node, devices) counted as in use now; None when nothing is counted."""
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -195,3 +196,17 @@ def test_save_figure_leaves_no_temporary_files(mixed: Results, tmp_path) -> None
 
     assert path.read_bytes().startswith(b"\x89PNG")
     assert [p.name for p in path.parent.iterdir()] == ["pods.png"]
+
+
+def test_limit_groups_merges_smallest() -> None:
+    labels = pd.Series([f"w{i}" for i in range(12)] + ["w0", "w0", "w5"])
+    merged, order = plots.limit_groups(labels, "workloads", limit=3)
+    assert order == ["w0", "w5", "other (10 workloads)"]
+    assert merged.value_counts().to_dict() == {"other (10 workloads)": 10, "w0": 3, "w5": 2}
+
+
+def test_limit_groups_keeps_few_groups() -> None:
+    labels = pd.Series(["b", "a", "b"])
+    merged, order = plots.limit_groups(labels, "workloads", limit=3)
+    assert order == ["a", "b"]
+    assert merged.tolist() == ["b", "a", "b"]

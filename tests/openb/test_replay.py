@@ -9,6 +9,7 @@ import pytest
 
 from sim.api.types import PodPhase
 from sim.drivers.gpushare import GpuShareModel
+from sim.metrics.tables import utilization_table
 from sim.scenario import parse_scenario
 from sim.simulation import Simulation, build
 from sim.workload.openb import ImportOptions, build_scenario, read_nodes, read_pods
@@ -43,6 +44,12 @@ def check_drained(simulation: Simulation, pods: int) -> GpuShareModel:
     assert model.deallocations == model.allocations
     assert model.allocated_milli() == 0
     assert not simulation.world.api.list("ResourceClaim").items
+    utilization = utilization_table(
+        simulation.world.recorder, simulation.tracker, simulation.end_time_s
+    )
+    devices = utilization[utilization["resource"] == "devices"]
+    # GPU shares count by their fraction, so no pool shows more GPUs in use than it has.
+    assert (devices["peak_in_use"] <= devices["capacity"]).all(), devices
     return model
 
 
