@@ -961,8 +961,21 @@ def _holds_keys(annotation: Any) -> bool:
     return False
 
 
+def _mapping_values(annotation: Any) -> Any:
+    """Return the value type of a mapping with free keys (`devices`, `labels`), else None."""
+    options = _alternatives(annotation)
+    if any(isinstance(o, type) and issubclass(o, BaseModel) for o in options):
+        return None
+    for option in options:
+        if get_origin(option) is dict:
+            return get_args(option)[1]
+    return None
+
+
 def _set_path(container: Any, parts: list[str], value: Any, *, source: str, override: str) -> None:
     models: list[type[BaseModel]] = [Scenario]
+    # The value type while `container` is a mapping keyed by names (such as driver names).
+    values: Any = None
     for position, part in enumerate(parts):
         last = position == len(parts) - 1
         path = _join_key(parts[: position + 1])
@@ -979,6 +992,18 @@ def _set_path(container: Any, parts: list[str], value: Any, *, source: str, over
             continue
         if not isinstance(container, dict):
             raise ScenarioError(source, path, "cannot set a key inside a plain value", override)
+        if values is not None:
+            # Any key is allowed, and a bracketed one may contain dots: devices[gpu.example.com].
+            key = part[1:-1] if part.startswith("[") and part.endswith("]") else part
+            if last:
+                container[key] = value
+                return
+            models = _models_in(values)
+            values = None
+            if key not in container or container[key] is None:
+                container[key] = {}
+            container = container[key]
+            continue
         model = _pick_model(models, container)
         allowed = _model_fields(model) if model is not None else []
         if model is not None and part not in allowed:
@@ -1000,6 +1025,7 @@ def _set_path(container: Any, parts: list[str], value: Any, *, source: str, over
                 override,
             )
         models = _models_in(field.annotation) if field is not None else []
+        values = _mapping_values(field.annotation) if field is not None else None
         if part not in container or container[part] is None:
             container[part] = {}
         container = container[part]

@@ -660,6 +660,11 @@ def test_user_model_settings_are_kept() -> None:
             lambda s: s.cluster.node_pools[0].labels == {"zone": "a"},
             id="dict-key",
         ),
+        pytest.param(
+            "cluster.node_pools.0.devices[gpu.example.com].count=3",
+            lambda s: s.cluster.node_pools[0].devices["gpu.example.com"].count == 3,
+            id="bracketed-dict-key",
+        ),
         pytest.param("description=", lambda s: s.description == "", id="empty-value"),
         pytest.param(
             "workloads.0.claims.0.template.allocation_mode=Immediate",
