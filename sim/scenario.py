@@ -10,6 +10,8 @@ A scenario describes what to simulate:
   latency, watch delay, scheduler costs and limits, kubelet timings;
 * `workloads`: pod sources with an arrival process, a pod template, claims
   (inline templates or names of shared claims) and a run duration;
+* `node_faults`: kubelet restarts, node reboots and kubelet plugin failures
+  of chosen nodes or node pools;
 * `shared_claims`: user-created ResourceClaims that workloads can name;
 * `manifests`: Kubernetes YAML files applied at time 0;
 * `horizon_s`, `seed`, `replications`.
@@ -35,7 +37,7 @@ import difflib
 import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -51,7 +53,7 @@ from sim.api.quantity import QuantityError, parse_quantity
 from sim.api.types import NodeSelector
 from sim.cluster.config import ControlPlaneConfig, Dist, StrictModel
 from sim.cluster.driver import DriverConfig
-from sim.cluster.kubelet import KubeletConfig
+from sim.cluster.kubelet import KubeletConfig, NodeFaults, NodePluginFaults
 from sim.drivers.devices import ParameterError
 from sim.drivers.registry import available_driver_models, get_driver_model
 
@@ -138,6 +140,19 @@ class ClusterSpec(StrictModel):
     """The nodes of the simulated cluster."""
 
     node_pools: list[NodePool] = Field(default_factory=list)
+
+
+class NodeFaultSpec(StrictModel):
+    """Faults injected into the kubelet and the kubelet plugins of some nodes."""
+
+    nodes: list[str] = Field(
+        min_length=1,
+        description="node names, or node pool names meaning every node of the pool",
+    )
+    kubelet: NodeFaults = Field(default_factory=NodeFaults)
+    plugins: dict[str, NodePluginFaults] = Field(
+        default_factory=dict, description="faults of each node's kubelet plugin, by driver name"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -313,6 +328,10 @@ class Scenario(StrictModel):
     drivers: Annotated[list[DriverConfig], ListField] = Field(default_factory=list)
     control_plane: ControlPlaneConfig = Field(default_factory=ControlPlaneConfig)
     kubelet: KubeletConfig = Field(default_factory=KubeletConfig)
+    node_faults: Annotated[list[NodeFaultSpec], ListField] = Field(
+        default_factory=list,
+        description="kubelet restarts, node reboots and kubelet plugin failures of chosen nodes",
+    )
     shared_claims: Annotated[list[SharedClaimSpec], ListField] = Field(default_factory=list)
     workloads: Annotated[list[WorkloadSpec], ListField] = Field(default_factory=list)
     manifests: Annotated[list[str], ListField] = Field(
@@ -433,6 +452,53 @@ class Scenario(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _check_node_faults(self) -> Scenario:
+        """Reject fault entries that name an unknown node, pool or driver, or conflict."""
+        self.node_faults_by_node()
+        return self
+
+    def node_faults_by_node(self) -> dict[str, NodeFaultSpec]:
+        """Return the faults of each node that a `node_faults` entry names.
+
+        A node named by several entries gets all their restarts, reboots and
+        failure windows. A single-valued fault (such as `max_devices`) must
+        be the same in all of them, except where an entry leaves it at its
+        default.
+
+        Raises:
+            ValueError: an entry names an unknown node, node pool or driver, or
+                two entries set the same single-valued fault of a node.
+        """
+        pools = {pool.name: pool.node_names() for pool in self.cluster.node_pools}
+        nodes = {node for names in pools.values() for node in names}
+        drivers = sorted(driver.name for driver in self.drivers)
+        found: dict[str, NodeFaultSpec] = {}
+        for index, spec in enumerate(self.node_faults):
+            entry = f"node_faults[{index}]"
+            for driver in spec.plugins:
+                if driver not in drivers:
+                    raise ValueError(
+                        f"{entry}.plugins: no driver named {driver!r}"
+                        f" (drivers: {', '.join(drivers) or 'none'})"
+                    )
+            selected: list[str] = []
+            for name_index, name in enumerate(spec.nodes):
+                # A pool name takes precedence over a node of the same name.
+                if name in pools:
+                    selected.extend(pools[name])
+                elif name in nodes:
+                    selected.append(name)
+                else:
+                    raise ValueError(
+                        f"{entry}.nodes[{name_index}]: no node or node pool named {name!r} "
+                        f"({_describe_nodes(pools)})"
+                    )
+            for node in dict.fromkeys(selected):
+                earlier = found.get(node)
+                found[node] = spec if earlier is None else _merge_node_faults(earlier, spec, entry)
+        return found
+
+    @model_validator(mode="after")
     def _check_workload_times(self) -> Scenario:
         """Reject a workload whose arrivals would start after they end."""
         for index, workload in enumerate(self.workloads):
@@ -486,6 +552,59 @@ class Scenario(StrictModel):
     def node_count(self) -> int:
         """Return the number of nodes in all pools."""
         return sum(pool.count for pool in self.cluster.node_pools)
+
+
+FaultModel = TypeVar("FaultModel", NodeFaults, NodePluginFaults)
+
+
+def _merge_faults(earlier: FaultModel, later: FaultModel, path: str) -> FaultModel:
+    """Join two entries' faults of one node: tuples are concatenated, other values must agree.
+
+    A value equal to the field's default counts as unset, so a resolved
+    scenario, which writes every default out, merges as its source did.
+
+    Raises:
+        ValueError: the entries set one single-valued fault to different values.
+    """
+    update: dict[str, Any] = {}
+    for name, info in type(later).model_fields.items():
+        old, new = getattr(earlier, name), getattr(later, name)
+        if isinstance(new, tuple):
+            update[name] = old + new
+        elif new == info.default or new == old:
+            continue
+        elif old != info.default:
+            raise ValueError(
+                f"{path}.{name}: an earlier node_faults entry sets it to {old!r} for the same "
+                f"node (got {new!r}); set it in one entry only"
+            )
+        else:
+            update[name] = new
+    return earlier.model_copy(update=update)
+
+
+def _merge_node_faults(earlier: NodeFaultSpec, later: NodeFaultSpec, entry: str) -> NodeFaultSpec:
+    """Return the faults of a node named by two `node_faults` entries."""
+    plugins = dict(earlier.plugins)
+    for driver, faults in later.plugins.items():
+        previous = plugins.get(driver)
+        path = f"{entry}.plugins.{driver}"
+        plugins[driver] = faults if previous is None else _merge_faults(previous, faults, path)
+    kubelet = _merge_faults(earlier.kubelet, later.kubelet, f"{entry}.kubelet")
+    return NodeFaultSpec(nodes=earlier.nodes + later.nodes, kubelet=kubelet, plugins=plugins)
+
+
+def _describe_nodes(pools: Mapping[str, list[str]]) -> str:
+    """Return the node pools and their nodes, as in `node pools: a, b; nodes: a-0 to a-3, b-0`."""
+    if not pools:
+        return "the cluster has no node pools"
+    ranges = []
+    for names in pools.values():
+        if len(names) == 1:
+            ranges.append(names[0])
+        elif names:
+            ranges.append(f"{names[0]} to {names[-1]}")
+    return f"node pools: {', '.join(pools)}; nodes: {', '.join(ranges) or 'none'}"
 
 
 ParameterCheck = Callable[..., None]
@@ -961,16 +1080,35 @@ def _holds_keys(annotation: Any) -> bool:
     return False
 
 
+def _mapping_values(annotation: Any) -> Any:
+    """Return the value type of a mapping with free keys (`devices`, `labels`), else None."""
+    options = _alternatives(annotation)
+    if any(isinstance(o, type) and issubclass(o, BaseModel) for o in options):
+        return None
+    for option in options:
+        if get_origin(option) is dict:
+            return get_args(option)[1]
+    return None
+
+
 def _set_path(container: Any, parts: list[str], value: Any, *, source: str, override: str) -> None:
     models: list[type[BaseModel]] = [Scenario]
+    # The value type while `container` is a mapping keyed by names (such as driver names).
+    values: Any = None
     for position, part in enumerate(parts):
         last = position == len(parts) - 1
         path = _join_key(parts[: position + 1])
         if isinstance(container, list):
             index = _list_index(container, part)
             if index is None:
+                list_key = _join_key(parts[:position])
+                entries = "1 entry" if len(container) == 1 else f"{len(container)} entries"
                 raise ScenarioError(
-                    source, path, "no such list entry (use an index or [name])", override
+                    source,
+                    path,
+                    f"no such list entry; {list_key} has {entries} (use the index or [name] "
+                    f"of an entry, or set the whole list, e.g. {list_key}=[...])",
+                    override,
                 )
             if last:
                 container[index] = value
@@ -979,6 +1117,18 @@ def _set_path(container: Any, parts: list[str], value: Any, *, source: str, over
             continue
         if not isinstance(container, dict):
             raise ScenarioError(source, path, "cannot set a key inside a plain value", override)
+        if values is not None:
+            # Any key is allowed, and a bracketed one may contain dots: devices[gpu.example.com].
+            key = part[1:-1] if part.startswith("[") and part.endswith("]") else part
+            if last:
+                container[key] = value
+                return
+            models = _models_in(values)
+            values = None
+            if key not in container or container[key] is None:
+                container[key] = {}
+            container = container[key]
+            continue
         model = _pick_model(models, container)
         allowed = _model_fields(model) if model is not None else []
         if model is not None and part not in allowed:
@@ -1000,8 +1150,12 @@ def _set_path(container: Any, parts: list[str], value: Any, *, source: str, over
                 override,
             )
         models = _models_in(field.annotation) if field is not None else []
+        values = _mapping_values(field.annotation) if field is not None else None
         if part not in container or container[part] is None:
-            container[part] = {}
+            is_list = field is not None and any(
+                get_origin(option) in (list, tuple) for option in _alternatives(field.annotation)
+            )
+            container[part] = [] if is_list else {}
         container = container[part]
 
 

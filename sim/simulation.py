@@ -62,7 +62,7 @@ from sim.cluster.world import World
 from sim.drivers.devices import SIM_PARAMETERS_GROUP
 from sim.metrics.objects import ObjectRecorder
 from sim.metrics.tracker import Tracker
-from sim.scenario import ClaimSpec, Scenario
+from sim.scenario import ClaimSpec, NodeFaultSpec, Scenario
 from sim.workload.openb import TraceWorkloadSource
 from sim.workload.synthetic import WorkloadSource
 
@@ -441,10 +441,17 @@ def build(
                 tracker.capacity[(name, node)] = use.total
     tracker.pools.update(node_pools)
     kubelets: dict[str, Kubelet] = {}
+    node_faults = scenario.node_faults_by_node()
     for pool in scenario.cluster.node_pools:
         for node in pool.node_names():
-            plugins = [NodePlugin(world, node, driver.name) for driver in scenario.drivers]
-            kubelets[node] = Kubelet(world, node, scenario.kubelet, plugins=plugins)
+            faults = node_faults.get(node, NodeFaultSpec(nodes=[node]))
+            plugins = [
+                NodePlugin(world, node, driver.name, faults=faults.plugins.get(driver.name))
+                for driver in scenario.drivers
+            ]
+            kubelets[node] = Kubelet(
+                world, node, scenario.kubelet, plugins=plugins, faults=faults.kubelet
+            )
 
     if check_invariants or scenario.check_invariants:
         from sim.cluster.invariants import InvariantChecker

@@ -253,6 +253,68 @@ def test_validate_rejects_scenario() -> None:
 
 
 # --------------------------------------------------------------------------------------
+# Node faults from the scenario file
+# --------------------------------------------------------------------------------------
+
+NODE_FAULTS_SCENARIO = """\
+horizon_s: 200
+cluster:
+  node_pools:
+    - name: gpu-node
+      count: 1
+      devices:
+        gpu.example.com: {count: 1}
+drivers:
+  - {name: gpu.example.com, model: devices}
+resource_classes:
+  - {name: gpu, driver_name: gpu.example.com}
+node_faults:
+  - nodes: [gpu-node]
+    plugins:
+      gpu.example.com:
+        fail_prepare_windows_s: [[0, 50]]
+  - nodes: [gpu-node-0]
+    kubelet:
+      restarts: [{at_s: 100, down_s: 10}]
+workloads:
+  - name: w
+    arrival: {type: bursts, at_s: [1], size: 1}
+    claims:
+      - {name: gpu, template: {resource_class: gpu}}
+"""
+
+
+def test_node_faults_delay_pod_start(tmp_path: Path) -> None:
+    """The plugin rejects prepare calls until t=50, and the kubelet restarts at t=45 for 10 s.
+    The restarted kubelet syncs the pod at once, so the pod starts at t=55, before the 60-90 s
+    resync after its first failed prepare at t=1 would."""
+    scenario = tmp_path / "faults.yaml"
+    scenario.write_text(NODE_FAULTS_SCENARIO, encoding="utf-8")
+    output = tmp_path / "out"
+    restart = "node_faults.1.kubelet.restarts.0.at_s=45"
+
+    process = dra_sim("run", scenario, "-o", output, "--set", restart, "--quiet")
+
+    assert process.returncode == 0, process.stderr
+    events = pd.read_parquet(output / "events.parquet")
+    kubelet = events[events["actor"] == "kubelet/gpu-node-0"]
+    failures = kubelet[kubelet["reason"] == "FailedPrepareDynamicResources"]["time_s"]
+    started = kubelet[kubelet["reason"] == "Started"]["time_s"].tolist()
+    assert len(failures) >= 1
+    assert failures.max() < 50.0
+    assert len(started) == 1
+    assert 55.0 <= started[0] < 56.0
+    pods = pd.read_parquet(output / "pods.parquet")
+    assert pods["running_s"].tolist() == started
+    resolved = yaml.safe_load((output / "scenario.resolved.yaml").read_text(encoding="utf-8"))
+    faults = resolved["node_faults"]
+    assert [entry["nodes"] for entry in faults] == [["gpu-node"], ["gpu-node-0"]]
+    assert faults[0]["plugins"]["gpu.example.com"]["fail_prepare_windows_s"] == [[0.0, 50.0]]
+    assert faults[1]["kubelet"]["restarts"] == [{"at_s": 45.0, "down_s": 10.0}]
+    assert faults[1]["kubelet"]["crash_down_s"] == 1.0
+
+
+# --------------------------------------------------------------------------------------
 # Bad input: one error line, exit code 2, no results
 # --------------------------------------------------------------------------------------
 
@@ -332,6 +394,44 @@ BAD_INPUTS = {
         ],
     ),
     "missing-file": BadInput({}, [], ["missing.yaml", "file not found"], scenario="missing.yaml"),
+    "unknown-fault-node": BadInput(
+        {
+            "scenario.yaml": QUICKSTART.read_text(encoding="utf-8")
+            + "node_faults: [{nodes: [gpu-node-7], kubelet: {restarts: [{at_s: 5, down_s: 1}]}}]\n"
+        },
+        [],
+        [
+            "scenario.yaml",
+            "node_faults[0].nodes[0]",
+            "no node or node pool named 'gpu-node-7'",
+            "(node pools: gpu-node; nodes: gpu-node-0 to gpu-node-3)",
+        ],
+    ),
+    "unknown-fault-node-set": BadInput(
+        {"scenario.yaml": QUICKSTART.read_text(encoding="utf-8")},
+        ["--set", "node_faults=[{nodes: [gpu-node]}]", "--set", "node_faults.0.nodes.0=cpu-node"],
+        [
+            "scenario.yaml",
+            "node_faults[0].nodes[0]",
+            "no node or node pool named 'cpu-node'",
+            "node pools: gpu-node;",
+        ],
+    ),
+    "unknown-fault-driver": BadInput(
+        {"scenario.yaml": QUICKSTART.read_text(encoding="utf-8")},
+        [
+            "--set",
+            "node_faults=[{nodes: [gpu-node]}]",
+            "--set",
+            "node_faults.0.plugins[gpu.example.org].max_devices=1",
+        ],
+        [
+            "scenario.yaml",
+            "node_faults[0].plugins",
+            "no driver named 'gpu.example.org'",
+            "(drivers: gpu.example.com)",
+        ],
+    ),
     "unknown-set-key": BadInput(
         {"scenario.yaml": QUICKSTART.read_text(encoding="utf-8")},
         ["--set", "horizon=30"],

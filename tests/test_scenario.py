@@ -561,6 +561,62 @@ def test_manifests_lift_class_checks(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# Node faults
+# --------------------------------------------------------------------------------------
+
+
+def with_node_faults(*entries: dict[str, Any]) -> dict[str, Any]:
+    data = base()
+    data["node_faults"] = list(entries)
+    return data
+
+
+def test_node_faults_pool_and_node_combine() -> None:
+    """A pool-wide plugin window and a restart of one node both apply to that node."""
+    data = with_node_faults(
+        {"nodes": ["gpu"], "plugins": {"gpu.example.com": {"fail_prepare_windows_s": [[0, 5]]}}},
+        {
+            "nodes": ["gpu-1"],
+            "kubelet": {"restarts": [{"at_s": 9, "down_s": 1}]},
+            "plugins": {"gpu.example.com": {"fail_prepare_windows_s": [[7, 8]], "max_devices": 1}},
+        },
+    )
+
+    faults = parse_scenario(data).node_faults_by_node()
+
+    assert sorted(faults) == ["gpu-0", "gpu-1"]
+    assert faults["gpu-0"].kubelet.restarts == ()
+    assert faults["gpu-1"].kubelet.restarts[0].at_s == 9
+    plugin = faults["gpu-1"].plugins["gpu.example.com"]
+    assert plugin.fail_prepare_windows_s == ((0, 5), (7, 8))
+    assert plugin.max_devices == 1
+
+
+def test_node_faults_conflicting_value_rejected() -> None:
+    data = with_node_faults(
+        {"nodes": ["gpu"], "plugins": {"gpu.example.com": {"max_devices": 1}}},
+        {"nodes": ["gpu-0"], "plugins": {"gpu.example.com": {"max_devices": 2}}},
+    )
+
+    error = error_of(data)
+
+    assert "node_faults[1].plugins.gpu.example.com.max_devices" in str(error)
+    assert "sets it to 1 for the same node (got 2)" in str(error)
+
+
+def test_node_faults_resolved_loads_back_equal() -> None:
+    data = with_node_faults(
+        {"nodes": ["gpu"], "kubelet": {"reboots": [{"at_s": 3, "down_s": 2}]}},
+        {"nodes": ["gpu-0"], "kubelet": {"crash_before_checkpoint_at_s": 1, "crash_down_s": 4}},
+    )
+    scenario = parse_scenario(data)
+
+    reloaded = parse_scenario(resolved_data(scenario))
+
+    assert reloaded.node_faults_by_node() == scenario.node_faults_by_node()
+
+
+# --------------------------------------------------------------------------------------
 # Driver inventories from node pools
 # --------------------------------------------------------------------------------------
 
@@ -659,6 +715,11 @@ def test_user_model_settings_are_kept() -> None:
             "cluster.node_pools[gpu].labels.zone=a",
             lambda s: s.cluster.node_pools[0].labels == {"zone": "a"},
             id="dict-key",
+        ),
+        pytest.param(
+            "cluster.node_pools.0.devices[gpu.example.com].count=3",
+            lambda s: s.cluster.node_pools[0].devices["gpu.example.com"].count == 3,
+            id="bracketed-dict-key",
         ),
         pytest.param("description=", lambda s: s.description == "", id="empty-value"),
         pytest.param(
