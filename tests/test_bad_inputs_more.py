@@ -115,6 +115,19 @@ BAD_RUNS = {
             "(got -1)",
         ],
     ),
+    "claim-parameters-unknown-key": BadRun(
+        ["--set", f"{TEMPLATE_PARAMETERS}={{cnt: 2}}"],
+        [
+            "scenario.yaml",
+            "workloads[0].claims[0].template.parameters.cnt",
+            "unknown field; did you mean 'count'?",
+            "(allowed: count, selector, shareable)",
+        ],
+    ),
+    "class-parameters-unknown-key": BadRun(
+        ["--set", "resource_classes.0.parameters={count: 2}"],
+        ["resource_classes[0].parameters.count", "(allowed: selector, shareable)"],
+    ),
     "claim-count-text": BadRun(
         ["--set", f"{TEMPLATE_PARAMETERS}.count=x"],
         ["workloads[0].claims[0].template.parameters.count", "(got 'x')"],
