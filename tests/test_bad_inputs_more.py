@@ -392,6 +392,34 @@ def test_import_binary_csv_names_file(openb_csv: Path, tmp_path: Path, which: st
     assert not (tmp_path / "x.yaml").exists()
 
 
+def test_import_pods_without_times_rejected(openb_csv: Path, tmp_path: Path) -> None:
+    full = (openb_csv / "openb_pod_list_default.csv").read_text(encoding="utf-8")
+    pods = tmp_path / "pods.csv"
+    pods.write_text(
+        "".join(",".join(line.split(",")[:5]) + "\n" for line in full.splitlines()),
+        encoding="utf-8",
+    )
+
+    result = invoke(
+        "import",
+        "openb",
+        "--nodes",
+        openb_csv / "openb_node_list_gpu_node.csv",
+        "--pods",
+        pods,
+        "-o",
+        tmp_path / "x.yaml",
+    )
+
+    assert_one_error_line(
+        result,
+        str(pods),
+        "missing column(s) creation_time, deletion_time",
+        "expected the header name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,",
+    )
+    assert not (tmp_path / "x.yaml").exists()
+
+
 # --------------------------------------------------------------------------------------
 # Logging: `run -v` and `sweep -q` with Dask (fresh processes)
 # --------------------------------------------------------------------------------------
