@@ -349,16 +349,15 @@ def openb_csv(corpus_dir: Path) -> Path:
     return corpus_dir / "openb" / "csv"
 
 
+def import_openb(nodes: Path, pods: Path, output: Path, *options: str) -> Result:
+    return invoke("import", "openb", "--nodes", nodes, "--pods", pods, "-o", output, *options)
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-2", "0"])
 def test_import_time_scale_rejected(openb_csv: Path, tmp_path: Path, value: str) -> None:
-    result = invoke(
-        "import",
-        "openb",
-        "--nodes",
+    result = import_openb(
         openb_csv / "openb_node_list_gpu_node.csv",
-        "--pods",
         openb_csv / "openb_pod_list_default.csv",
-        "-o",
         tmp_path / "x.yaml",
         f"--time-scale={value}",
     )
@@ -377,16 +376,7 @@ def test_import_binary_csv_names_file(openb_csv: Path, tmp_path: Path, which: st
     }
     files[which] = binary
 
-    result = invoke(
-        "import",
-        "openb",
-        "--nodes",
-        files["--nodes"],
-        "--pods",
-        files["--pods"],
-        "-o",
-        tmp_path / "x.yaml",
-    )
+    result = import_openb(files["--nodes"], files["--pods"], tmp_path / "x.yaml")
 
     assert_one_error_line(result, str(binary), "not a UTF-8 text file")
     assert not (tmp_path / "x.yaml").exists()
@@ -400,16 +390,7 @@ def test_import_pods_without_times_rejected(openb_csv: Path, tmp_path: Path) -> 
         encoding="utf-8",
     )
 
-    result = invoke(
-        "import",
-        "openb",
-        "--nodes",
-        openb_csv / "openb_node_list_gpu_node.csv",
-        "--pods",
-        pods,
-        "-o",
-        tmp_path / "x.yaml",
-    )
+    result = import_openb(openb_csv / "openb_node_list_gpu_node.csv", pods, tmp_path / "x.yaml")
 
     assert_one_error_line(
         result,
