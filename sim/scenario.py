@@ -49,6 +49,7 @@ from pydantic import (
 
 from sim.api.quantity import QuantityError, parse_quantity
 from sim.api.types import NodeSelector
+from sim.api.validation.names import label_value_errors, qualified_name_errors
 from sim.cluster.config import ControlPlaneConfig, Dist, StrictModel
 from sim.cluster.driver import DriverConfig
 from sim.cluster.kubelet import KubeletConfig
@@ -71,6 +72,22 @@ def _check_quantity(value: str | int | float) -> str | int | float:
 
 Quantity = Annotated[str | int | float, AfterValidator(_check_quantity)]
 """A non-negative Kubernetes quantity such as 500m, 4, or 16Gi."""
+
+
+def _check_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Reject label keys and values that the API server would reject when creating the object."""
+    for key, value in labels.items():
+        problems = qualified_name_errors(key)
+        if problems:
+            raise ValueError(f"invalid label key {key!r}: {'; '.join(problems)}")
+        problems = label_value_errors(value)
+        if problems:
+            raise ValueError(f"invalid value {value!r} of label {key!r}: {'; '.join(problems)}")
+    return labels
+
+
+Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+"""Kubernetes labels: qualified-name keys (`example.com/name`) and label values."""
 
 
 class ScenarioError(ValueError):
@@ -119,7 +136,7 @@ class NodePool(StrictModel):
 
     name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     count: int = Field(ge=0)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     taints: list[TaintSpec] = Field(default_factory=list)
     cpu: Quantity = Field("32", description="allocatable CPU (quantity, e.g. 32 or 500m)")
     memory: Quantity = Field("128Gi", description="allocatable memory (quantity, e.g. 128Gi)")
@@ -258,8 +275,8 @@ class PodTemplate(StrictModel):
 
     cpu: Quantity = Field("100m", description="CPU request (quantity)")
     memory: Quantity = Field("128Mi", description="memory request (quantity)")
-    labels: dict[str, str] = Field(default_factory=dict)
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
+    node_selector: Labels = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     priority: int | None = None
     restart_policy: Literal["Never", "OnFailure", "Always"] = "Never"

@@ -115,6 +115,21 @@ BAD_RUNS = {
             "(got -1)",
         ],
     ),
+    "node-label-key": BadRun(
+        ["--set", "cluster.node_pools.0.labels={'bad label!': x}"],
+        [
+            "scenario.yaml: cluster.node_pools[0].labels: invalid label key 'bad label!'",
+            "must consist of letters, digits",
+        ],
+    ),
+    "node-label-value": BadRun(
+        ["--set", "cluster.node_pools.0.labels={gpu: 'a b'}"],
+        ["cluster.node_pools[0].labels: invalid value 'a b' of label 'gpu'"],
+    ),
+    "pod-node-selector-key": BadRun(
+        ["--set", "workloads.0.pod.node_selector={'a/b/c': x}"],
+        ["workloads[0].pod.node_selector: invalid label key 'a/b/c'"],
+    ),
     "claim-parameters-unknown-key": BadRun(
         ["--set", f"{TEMPLATE_PARAMETERS}={{cnt: 2}}"],
         [
