@@ -15,7 +15,9 @@ A scenario describes what to simulate:
 * `horizon_s`, `seed`, `replications`.
 
 Unknown keys are errors that name the key's path and suggest the closest
-allowed key. Units are part of field names (`_s` for seconds). Every run
+allowed key. A key written twice in one mapping is an error with its line
+(`sim.api.codec.StrictYamlLoader` reads scenarios, `--set` values and
+manifests). Units are part of field names (`_s` for seconds). Every run
 writes the fully resolved scenario, with all defaults, next to its results.
 
 Every file in `scenarios/` runs in the test suite. Two comment lines, which
@@ -47,6 +49,7 @@ from pydantic import (
     model_validator,
 )
 
+from sim.api.codec import load_yaml_text
 from sim.api.quantity import QuantityError, parse_quantity
 from sim.api.types import NodeSelector
 from sim.api.validation.names import label_value_errors, qualified_name_errors
@@ -869,7 +872,7 @@ def read_scenario_data(path: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise ScenarioError(source, "", "file not found; give the path of a scenario YAML file")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = load_yaml_text(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -894,7 +897,8 @@ def apply_overrides(
     names are written in brackets: `drivers[gpu.example.com].workers=2`).
 
     Raises:
-        ScenarioError: an override is malformed or names a key that does not exist.
+        ScenarioError: an override is malformed, repeats a key in its value or
+            names a key that does not exist.
     """
     result: dict[str, Any] = yaml.safe_load(yaml.safe_dump(data)) or {}
     for override in overrides:
@@ -904,8 +908,14 @@ def apply_overrides(
             )
         key, raw = override.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw else ""
+            value = load_yaml_text(raw) if raw else ""
+        except yaml.constructor.ConstructorError as error:
+            # Parsed, but not acceptable: a repeated key or an unknown tag.
+            raise ScenarioError(
+                source, "--set", f"invalid value: {error.problem}", override
+            ) from None
         except yaml.YAMLError:
+            # Not YAML at all, such as `description=a: b`: the text itself is the value.
             value = raw
         parts = _split_key(key, source=source, override=override)
         if not parts:
