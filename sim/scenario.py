@@ -17,7 +17,9 @@ A scenario describes what to simulate:
 * `horizon_s`, `seed`, `replications`.
 
 Unknown keys are errors that name the key's path and suggest the closest
-allowed key. Units are part of field names (`_s` for seconds). Every run
+allowed key. A key written twice in one mapping is an error with its line
+(`sim.api.codec.StrictYamlLoader` reads scenarios, `--set` values and
+manifests). Units are part of field names (`_s` for seconds). Every run
 writes the fully resolved scenario, with all defaults, next to its results.
 
 Every file in `scenarios/` runs in the test suite. Two comment lines, which
@@ -49,8 +51,10 @@ from pydantic import (
     model_validator,
 )
 
+from sim.api.codec import load_yaml_text
 from sim.api.quantity import QuantityError, parse_quantity
 from sim.api.types import NodeSelector
+from sim.api.validation.names import label_value_errors, qualified_name_errors
 from sim.cluster.config import ControlPlaneConfig, Dist, StrictModel
 from sim.cluster.driver import DriverConfig
 from sim.cluster.kubelet import KubeletConfig, NodeFaults, NodePluginFaults
@@ -73,6 +77,22 @@ def _check_quantity(value: str | int | float) -> str | int | float:
 
 Quantity = Annotated[str | int | float, AfterValidator(_check_quantity)]
 """A non-negative Kubernetes quantity such as 500m, 4, or 16Gi."""
+
+
+def _check_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Reject label keys and values that the API server would reject when creating the object."""
+    for key, value in labels.items():
+        problems = qualified_name_errors(key)
+        if problems:
+            raise ValueError(f"invalid label key {key!r}: {'; '.join(problems)}")
+        problems = label_value_errors(value)
+        if problems:
+            raise ValueError(f"invalid value {value!r} of label {key!r}: {'; '.join(problems)}")
+    return labels
+
+
+Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+"""Kubernetes labels: qualified-name keys (`example.com/name`) and label values."""
 
 
 class ScenarioError(ValueError):
@@ -121,7 +141,7 @@ class NodePool(StrictModel):
 
     name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     count: int = Field(ge=0)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     taints: list[TaintSpec] = Field(default_factory=list)
     cpu: Quantity = Field("32", description="allocatable CPU (quantity, e.g. 32 or 500m)")
     memory: Quantity = Field("128Gi", description="allocatable memory (quantity, e.g. 128Gi)")
@@ -273,8 +293,8 @@ class PodTemplate(StrictModel):
 
     cpu: Quantity = Field("100m", description="CPU request (quantity)")
     memory: Quantity = Field("128Mi", description="memory request (quantity)")
-    labels: dict[str, str] = Field(default_factory=dict)
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
+    node_selector: Labels = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     priority: int | None = None
     restart_policy: Literal["Never", "OnFailure", "Always"] = "Never"
@@ -971,7 +991,7 @@ def read_scenario_data(path: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise ScenarioError(source, "", "file not found; give the path of a scenario YAML file")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = load_yaml_text(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -996,7 +1016,8 @@ def apply_overrides(
     names are written in brackets: `drivers[gpu.example.com].workers=2`).
 
     Raises:
-        ScenarioError: an override is malformed or names a key that does not exist.
+        ScenarioError: an override is malformed, repeats a key in its value or
+            names a key that does not exist.
     """
     result: dict[str, Any] = yaml.safe_load(yaml.safe_dump(data)) or {}
     for override in overrides:
@@ -1006,8 +1027,14 @@ def apply_overrides(
             )
         key, raw = override.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw else ""
+            value = load_yaml_text(raw) if raw else ""
+        except yaml.constructor.ConstructorError as error:
+            # Parsed, but not acceptable: a repeated key or an unknown tag.
+            raise ScenarioError(
+                source, "--set", f"invalid value: {error.problem}", override
+            ) from None
         except yaml.YAMLError:
+            # Not YAML at all, such as `description=a: b`: the text itself is the value.
             value = raw
         parts = _split_key(key, source=source, override=override)
         if not parts:

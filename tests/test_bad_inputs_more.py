@@ -116,6 +116,34 @@ BAD_RUNS = {
             "(got -1)",
         ],
     ),
+    "node-label-key": BadRun(
+        ["--set", "cluster.node_pools.0.labels={'bad label!': x}"],
+        [
+            "scenario.yaml: cluster.node_pools[0].labels: invalid label key 'bad label!'",
+            "must consist of letters, digits",
+        ],
+    ),
+    "node-label-value": BadRun(
+        ["--set", "cluster.node_pools.0.labels={gpu: 'a b'}"],
+        ["cluster.node_pools[0].labels: invalid value 'a b' of label 'gpu'"],
+    ),
+    "pod-node-selector-key": BadRun(
+        ["--set", "workloads.0.pod.node_selector={'a/b/c': x}"],
+        ["workloads[0].pod.node_selector: invalid label key 'a/b/c'"],
+    ),
+    "claim-parameters-unknown-key": BadRun(
+        ["--set", f"{TEMPLATE_PARAMETERS}={{cnt: 2}}"],
+        [
+            "scenario.yaml",
+            "workloads[0].claims[0].template.parameters.cnt",
+            "unknown field; did you mean 'count'?",
+            "(allowed: count, selector, shareable)",
+        ],
+    ),
+    "class-parameters-unknown-key": BadRun(
+        ["--set", "resource_classes.0.parameters={count: 2}"],
+        ["resource_classes[0].parameters.count", "(allowed: selector, shareable)"],
+    ),
     "claim-count-text": BadRun(
         ["--set", f"{TEMPLATE_PARAMETERS}.count=x"],
         ["workloads[0].claims[0].template.parameters.count", "(got 'x')"],
@@ -337,16 +365,15 @@ def openb_csv(corpus_dir: Path) -> Path:
     return corpus_dir / "openb" / "csv"
 
 
-def import_openb(openb_csv: Path, output: Path, *options: str) -> Result:
+def import_openb(nodes: Path, pods: Path, output: Path, *options: str) -> Result:
+    return invoke("import", "openb", "--nodes", nodes, "--pods", pods, "-o", output, *options)
+
+
+def import_default_openb(openb_csv: Path, output: Path, *options: str) -> Result:
     """Run `import openb` on the trace's GPU node list and default pod list."""
-    return invoke(
-        "import",
-        "openb",
-        "--nodes",
+    return import_openb(
         openb_csv / "openb_node_list_gpu_node.csv",
-        "--pods",
         openb_csv / "openb_pod_list_default.csv",
-        "-o",
         output,
         *options,
     )
@@ -354,7 +381,7 @@ def import_openb(openb_csv: Path, output: Path, *options: str) -> Result:
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-2", "0"])
 def test_import_time_scale_rejected(openb_csv: Path, tmp_path: Path, value: str) -> None:
-    result = import_openb(openb_csv, tmp_path / "x.yaml", f"--time-scale={value}")
+    result = import_default_openb(openb_csv, tmp_path / "x.yaml", f"--time-scale={value}")
 
     assert_one_error_line(result, "--time-scale", "positive and finite")
     assert not (tmp_path / "x.yaml").exists()
@@ -370,18 +397,28 @@ def test_import_binary_csv_names_file(openb_csv: Path, tmp_path: Path, which: st
     }
     files[which] = binary
 
-    result = invoke(
-        "import",
-        "openb",
-        "--nodes",
-        files["--nodes"],
-        "--pods",
-        files["--pods"],
-        "-o",
-        tmp_path / "x.yaml",
-    )
+    result = import_openb(files["--nodes"], files["--pods"], tmp_path / "x.yaml")
 
     assert_one_error_line(result, str(binary), "not a UTF-8 text file")
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_import_pods_without_times_rejected(openb_csv: Path, tmp_path: Path) -> None:
+    full = (openb_csv / "openb_pod_list_default.csv").read_text(encoding="utf-8")
+    pods = tmp_path / "pods.csv"
+    pods.write_text(
+        "".join(",".join(line.split(",")[:5]) + "\n" for line in full.splitlines()),
+        encoding="utf-8",
+    )
+
+    result = import_openb(openb_csv / "openb_node_list_gpu_node.csv", pods, tmp_path / "x.yaml")
+
+    assert_one_error_line(
+        result,
+        str(pods),
+        "missing column(s) creation_time, deletion_time",
+        "expected the header name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,",
+    )
     assert not (tmp_path / "x.yaml").exists()
 
 
@@ -449,7 +486,7 @@ def test_sweep_output_under_proc_rejected() -> None:
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
 def test_import_output_under_proc_rejected(openb_csv: Path) -> None:
-    result = import_openb(openb_csv, UNDER_PROC / "scenario.yaml")
+    result = import_default_openb(openb_csv, UNDER_PROC / "scenario.yaml")
 
     assert_one_error_line(
         result, str(UNDER_PROC / "scenario.yaml"), "cannot create folders in /proc"
@@ -466,7 +503,7 @@ def test_compare_output_under_proc_rejected(results_dir: Path) -> None:
 def test_import_creates_output_folder(openb_csv: Path, tmp_path: Path) -> None:
     output = tmp_path / "new" / "scenario.yaml"
 
-    result = import_openb(openb_csv, output, "--max-pods", "5")
+    result = import_default_openb(openb_csv, output, "--max-pods", "5")
 
     assert result.exit_code == 0, result.output
     assert output.is_file()

@@ -163,6 +163,12 @@ def test_table_file_has_documented_columns(full_run: Run, name: str) -> None:
     assert list(table.columns) == documented_columns()[name]
 
 
+def test_objects_file_has_documented_columns(full_run: Run) -> None:
+    table = pd.read_parquet(full_run.output / "objects.parquet")
+
+    assert list(table.columns) == documented_columns()["objects"]
+
+
 def test_until_stops_the_run(full_run: Run) -> None:
     pods = pd.read_parquet(full_run.output / "pods.parquet")
 

@@ -3,12 +3,14 @@
 Each notebook's first code cell is tagged `parameters`. The tests replace it
 with smaller values, so that every notebook runs in well under a minute on an
 idle machine, and execute the notebook in a fresh kernel from the
-`notebooks/` folder, as a reader would.
+`notebooks/` folder, as a reader would. The kernel's TMPDIR is the test's
+tmp_path, so the notebooks' scratch folders are removed with it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,7 +98,7 @@ def test_strip_script_removes_outputs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stem", sorted(SMALL_PARAMETERS))
-def test_notebook_runs(stem: str) -> None:
+def test_notebook_runs(stem: str, tmp_path: Path) -> None:
     path = NOTEBOOK_DIR / f"{stem}.ipynb"
     notebook = nbformat.read(path, as_version=4)
     (parameters,) = [
@@ -104,12 +106,14 @@ def test_notebook_runs(stem: str) -> None:
     ]
     parameters.source = SMALL_PARAMETERS[stem]
 
+    # The notebooks write scratch files under tempfile.mkdtemp(), which follows
+    # TMPDIR, so pointing TMPDIR at tmp_path lets pytest remove them.
     NotebookClient(
         notebook,
         timeout=CELL_TIMEOUT_S,
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
-    ).execute()
+    ).execute(env={**os.environ, "TMPDIR": str(tmp_path)})
 
     outputs = [
         output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
@@ -118,3 +122,5 @@ def test_notebook_runs(stem: str) -> None:
     assert errors == []
     images = [output for output in outputs if "image/png" in output.get("data", {})]
     assert len(images) >= 2, "every notebook draws at least two plots"
+    if "dra-sim-notebook-" in path.read_text(encoding="utf-8"):
+        assert list(tmp_path.glob("dra-sim-notebook-*")), "scratch folder not under tmp_path"

@@ -24,6 +24,7 @@ from sim.scenario import (
     apply_overrides,
     load_scenario,
     parse_scenario,
+    read_scenario_data,
     resolved_data,
 )
 
@@ -856,6 +857,16 @@ def test_load_reports_missing_manifest(tmp_path: Path) -> None:
         pytest.param("name: [unclosed\n", "invalid YAML: line 2, column 1", id="malformed"),
         pytest.param("", "the file is empty", id="empty"),
         pytest.param("- a\n- b\n", "must be a mapping", id="list"),
+        pytest.param(
+            "seed: 1\nname: a\nseed: 2\n",
+            "line 3, column 1: found duplicate key 'seed' (first at line 1, column 1)",
+            id="duplicate-top-level-key",
+        ),
+        pytest.param(
+            "cluster:\n  node_pools:\n    - {name: a, count: 1, count: 2}\n",
+            "line 3, column 27: found duplicate key 'count' (first at line 3, column 17)",
+            id="duplicate-nested-key",
+        ),
     ],
 )
 def test_load_rejects_bad_file(tmp_path: Path, text: str, fragment: str) -> None:
@@ -867,6 +878,26 @@ def test_load_rejects_bad_file(tmp_path: Path, text: str, fragment: str) -> None
 
     assert str(caught.value).startswith(f"{path}: ")
     assert fragment in str(caught.value)
+
+
+def test_merge_key_may_be_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        "defaults: &defaults {seed: 1, horizon_s: 5}\nrun:\n  <<: *defaults\n  seed: 2\n",
+        encoding="utf-8",
+    )
+
+    data = read_scenario_data(path)
+
+    assert data["run"] == {"seed": 2, "horizon_s": 5}
+
+
+def test_override_with_duplicate_key_rejected() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        apply_overrides(base(), ["horizon_s={a: 1, a: 2}"], source="s.yaml")
+
+    assert caught.value.path == "--set"
+    assert "found duplicate key 'a'" in str(caught.value)
 
 
 def test_load_reports_missing_file(tmp_path: Path) -> None:

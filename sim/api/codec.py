@@ -745,11 +745,56 @@ def to_dict(obj: TopLevelObject | ResourceClaimList) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
-class _ManifestLoader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps and "=" as strings, like Kubernetes' YAML-to-JSON step."""
+class StrictYamlLoader(yaml.SafeLoader):
+    """The YAML loader of scenarios, `--set` values and manifests.
+
+    It is PyYAML's SafeLoader with two changes. Timestamps and "=" stay
+    strings, as in Kubernetes' YAML-to-JSON step. A key written twice in one
+    mapping is an error, where PyYAML would silently keep the last value.
+    The API server with `fieldValidation=Strict` (kubectl `--validate=strict`)
+    rejects duplicate fields too. Keys merged in with `<<` may still be
+    overridden.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Construct a mapping, rejecting a key that appears twice in it.
+
+        Raises:
+            yaml.constructor.ConstructorError: a key is repeated; its marks
+                give the line of the repeated key.
+        """
+        first_marks: dict[Any, yaml.Mark] = {}
+        for key_node, _value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = first_marks.get(key)
+            except TypeError:
+                # An unhashable key: SafeLoader rejects it below with its own message.
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r} (first at line {first.line + 1}, column "
+                    f"{first.column + 1}); write each key once",
+                    key_node.start_mark,
+                )
+            first_marks[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
 
-_ManifestLoader.yaml_implicit_resolvers = {
+def load_yaml_text(text: str) -> Any:
+    """Parse one YAML document with `StrictYamlLoader`.
+
+    Raises:
+        yaml.YAMLError: the text is not valid YAML or repeats a key.
+    """
+    return yaml.load(text, Loader=StrictYamlLoader)
+
+
+StrictYamlLoader.yaml_implicit_resolvers = {
     first: [
         (tag, regexp)
         for tag, regexp in resolvers
@@ -778,7 +823,7 @@ def _parse_yaml(text: str, source: str, line_offset: int, first_document: int) -
             file (`line_offset` lines are added for YAML embedded in Markdown).
     """
     documents: list[_Document] = []
-    loader = _ManifestLoader(text)
+    loader = StrictYamlLoader(text)
     try:
         while loader.check_node():
             node = loader.get_node()

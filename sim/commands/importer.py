@@ -3,8 +3,10 @@
 `dra-sim import openb --nodes NODES.csv --pods PODS.csv -o SCENARIO.yaml`
 reads an Alibaba openb node list and pod list (`sim.workload.openb`) and
 writes a scenario that replays the pods at their trace times through classic
-DRA, with a `gpushare` driver placing GPUs by a policy. A bad CSV prints one
-line naming the file, row, column and value, and exits with code 2.
+DRA, with a `gpushare` driver placing GPUs by a policy. The pod list needs
+its `creation_time` and `deletion_time` columns, which give each pod its
+arrival time and run duration. A bad CSV prints one line naming the file,
+row, column and value, and exits with code 2.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ def register(app: typer.Typer) -> None:
     @group.command("openb")
     def openb(
         nodes: Annotated[Path, typer.Option("--nodes", help="openb node list CSV.")],
-        pods: Annotated[Path, typer.Option("--pods", help="openb pod list CSV.")],
+        pods: Annotated[
+            Path,
+            typer.Option(
+                "--pods", help="openb pod list CSV, with creation_time and deletion_time."
+            ),
+        ],
         output: Annotated[
             Path,
             typer.Option("--output", "-o", help="Scenario YAML file to write (must not exist)."),
@@ -81,7 +88,7 @@ def register(app: typer.Typer) -> None:
                 name=_scenario_name(output),
             )
             node_list = read_nodes(nodes)
-            pod_list = read_pods(pods)
+            pod_list = read_pods(pods, require_times=True)
         except (TraceError, ValueError) as error:
             fail(str(error))
         data = build_scenario(node_list, pod_list, options, source=pods.name)

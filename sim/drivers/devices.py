@@ -22,6 +22,9 @@ kinds, in API group `dra-sim.example.com`, give the full form:
         min_memory: 16384                # numeric attribute >= bound
         max_index: 3                     # numeric attribute <= bound
 
+Any other key in `spec` is rejected, so that a misspelt key is not silently
+ignored.
+
 A device without the attribute does not match an entry. The class selector
 and the claim selector must both hold; the count comes from the claim (else
 the class, else 1); `shareable` from the claim, else the class, else the
@@ -47,6 +50,7 @@ Allocation:
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -194,6 +198,34 @@ def _spec(obj: GenericObject) -> Mapping[str, Any]:
     return spec
 
 
+def reject_unknown_fields(
+    obj: GenericObject, spec: Mapping[str, Any], allowed: tuple[str, ...]
+) -> None:
+    """Reject keys of a parameters object's `spec` that its kind does not define.
+
+    A misspelt key such as `cnt` would otherwise be ignored, and the claim
+    would get the default count.
+
+    Raises:
+        ParameterError: a key is not in `allowed`; the message lists the allowed keys.
+    """
+    unknown = sorted(set(spec) - set(allowed))
+    if not unknown:
+        return
+    if len(unknown) == 1:
+        field = f"spec.{unknown[0]}"
+        rule = "is an unknown field"
+        close = difflib.get_close_matches(unknown[0], allowed, n=1)
+        if close:
+            rule += f"; did you mean {close[0]!r}?"
+    else:
+        field = "spec"
+        rule = f"has unknown fields {unknown}"
+    raise ParameterError(
+        obj, field, f"{rule} (allowed: {', '.join(allowed)})", None, shows_value=False
+    )
+
+
 def _count(obj: GenericObject, value: Any, path: str) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
@@ -242,6 +274,7 @@ def parse_config_map(obj: GenericObject) -> ParsedParameters:
 def parse_device_claim_parameters(obj: GenericObject) -> ParsedParameters:
     """The simulator's `DeviceClaimParameters`: count, selector, shareable."""
     spec = _spec(obj)
+    reject_unknown_fields(obj, spec, ("count", "selector", "shareable"))
     count = _count(obj, spec["count"], "spec.count") if "count" in spec else None
     return ParsedParameters(
         count=count,
@@ -253,6 +286,7 @@ def parse_device_claim_parameters(obj: GenericObject) -> ParsedParameters:
 def parse_device_class_parameters(obj: GenericObject) -> ParsedParameters:
     """The simulator's `DeviceClassParameters`: selector, shareable."""
     spec = _spec(obj)
+    reject_unknown_fields(obj, spec, ("selector", "shareable"))
     return ParsedParameters(
         constraints=_selector(obj, spec.get("selector")),
         shareable=_optional_bool(obj, spec.get("shareable"), "spec.shareable"),

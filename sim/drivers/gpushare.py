@@ -66,6 +66,7 @@ from sim.drivers.devices import (
     DeviceList,
     ParameterError,
     parameters_group,
+    reject_unknown_fields,
     scenario_parameters_object,
 )
 from sim.drivers.gpu_policies import (
@@ -172,13 +173,7 @@ def _spec(obj: GenericObject, allowed: tuple[str, ...]) -> Mapping[str, Any]:
     spec = obj.body.get("spec", {})
     if not isinstance(spec, Mapping):
         raise ParameterError(obj, "spec", "must be a mapping", spec)
-    unknown = sorted(set(spec) - set(allowed))
-    if unknown:
-        field = f"spec.{unknown[0]}" if len(unknown) == 1 else "spec"
-        rule = "is an unknown field" if len(unknown) == 1 else f"has unknown fields {unknown}"
-        raise ParameterError(
-            obj, field, f"{rule} (allowed: {', '.join(allowed)})", None, shows_value=False
-        )
+    reject_unknown_fields(obj, spec, allowed)
     return spec
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from sim.api.codec import load_yaml_text
 from sim.scenario import (
     Scenario,
     ScenarioError,
@@ -93,7 +94,7 @@ class BaseScenario:
 
 
 def format_value(value: Any) -> str:
-    """Return YAML flow text that `yaml.safe_load` parses back to `value` exactly."""
+    """Return YAML flow text that `load_yaml_text` parses back to `value` exactly."""
     text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip()
     return text.removesuffix("...").strip()
 
@@ -118,7 +119,7 @@ def parse_parameter(text: str) -> Parameter:
     if not raw:
         raise SweepError(f"--param {text!r}: no values after '='; give v1,v2,...")
     try:
-        values = yaml.safe_load(f"[{raw}]")
+        values = load_yaml_text(f"[{raw}]")
     except yaml.YAMLError as error:
         if _EMPTY_ITEM.search(raw):
             raise SweepError(f"--param {text!r}: empty value; remove the extra comma") from None

@@ -18,7 +18,9 @@ Reading rules:
 
 * Pod lists are sorted by creation time (stable, so equal times keep file
   order). Files without timestamps get one arrival per second in file order,
-  and their pods run until the end of the simulation.
+  and their pods run until the end of the simulation; placement studies
+  accept them, but `read_pods(..., require_times=True)`, which `dra-sim
+  import openb` uses, rejects them.
 * A pod's run duration is its observed lifetime, `deletion_time -
   creation_time`. The simulator starts counting it when the pod starts
   running, so a pod that waits longer than it did in the trace also ends
@@ -64,6 +66,12 @@ NODE_COLUMNS = ("sn", "cpu_milli", "memory_mib", "gpu", "model")
 POD_COLUMNS = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli")
 """Columns every pod list has; `gpu_spec` and the times are optional (`multigpu*` lacks them)."""
 TIME_COLUMNS = ("creation_time", "deletion_time")
+"""Columns with the arrival time and lifetime of a pod; a scenario replay needs them."""
+POD_HEADER = (
+    "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,"
+    "creation_time,deletion_time,scheduled_time"
+)
+"""Header of a full openb pod list, shown when a pod list lacks a column."""
 
 GPU_MODEL_LABEL = "gpu.model"
 """Node label with the GPU model of the node's GPUs (absent on CPU-only nodes)."""
@@ -136,7 +144,7 @@ class TracePod:
 
 
 def _rows(
-    path: Path, required: Sequence[str]
+    path: Path, required: Sequence[str], expected_header: str
 ) -> tuple[list[str], Iterable[tuple[int, dict[str, str]]]]:
     try:
         handle = path.open(newline="", encoding="utf-8")
@@ -150,8 +158,9 @@ def _rows(
             if missing:
                 raise TraceError(
                     path,
-                    f"missing column(s) {', '.join(missing)}; the header has: "
-                    f"{', '.join(header) or '(empty file)'}",
+                    f"missing column(s) {', '.join(missing)}; expected the header "
+                    f"{expected_header} (the file's header is: "
+                    f"{','.join(header) or 'empty'})",
                     row=1,
                 )
             rows = [(index + 2, row) for index, row in enumerate(reader)]
@@ -185,7 +194,7 @@ def read_nodes(path: str | Path) -> list[TraceNode]:
         TraceError: the file is missing, lacks a column or has a bad value.
     """
     file = Path(path)
-    _header, rows = _rows(file, NODE_COLUMNS)
+    _header, rows = _rows(file, NODE_COLUMNS, ",".join(NODE_COLUMNS))
     nodes: list[TraceNode] = []
     seen: set[str] = set()
     for number, row in rows:
@@ -217,14 +226,21 @@ def read_nodes(path: str | Path) -> list[TraceNode]:
     return nodes
 
 
-def read_pods(path: str | Path) -> list[TracePod]:
+def read_pods(path: str | Path, *, require_times: bool = False) -> list[TracePod]:
     """Read a pod list, sorted by creation time (file order when it has no times).
+
+    Args:
+        path: the pod list CSV file.
+        require_times: reject a file without `creation_time` and
+            `deletion_time`. A replay needs them: without them every pod
+            arrives one second after the previous one and never ends.
 
     Raises:
         TraceError: the file is missing, lacks a column or has a bad value.
     """
     file = Path(path)
-    header, rows = _rows(file, POD_COLUMNS)
+    required = (*POD_COLUMNS, *TIME_COLUMNS) if require_times else POD_COLUMNS
+    header, rows = _rows(file, required, POD_HEADER)
     has_times = all(column in header for column in TIME_COLUMNS)
     if any(column in header for column in TIME_COLUMNS) and not has_times:
         present = [c for c in TIME_COLUMNS if c in header]

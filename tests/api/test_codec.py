@@ -908,6 +908,23 @@ def test_load_yaml_syntax_error_location() -> None:
     assert "invalid YAML" in str(error)
 
 
+def test_load_yaml_duplicate_key_location() -> None:
+    text = CLAIM_YAML.format(name="a").replace("  name: a\n", "  name: a\n  name: b\n")
+
+    with pytest.raises(ManifestError) as caught:
+        load_yaml(text, source="dup.yaml")
+
+    error = caught.value
+    assert error.line == 5
+    assert str(error).startswith("dup.yaml: document 1: line 5, column 3: ")
+    assert "found duplicate key 'name' (first at line 4, column 3)" in str(error)
+
+
+def test_load_yaml_duplicate_key_in_json_manifest_syntax() -> None:
+    with pytest.raises(ManifestError, match="found duplicate key 'kind'"):
+        load_yaml('{"apiVersion": "v1", "kind": "Pod", "kind": "Node"}', source="flow.yaml")
+
+
 def test_load_yaml_en_dash_separator() -> None:
     text = CLAIM_YAML.format(name="a") + "\u2013--\n" + CLAIM_YAML.format(name="b")
 

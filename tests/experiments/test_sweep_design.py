@@ -43,8 +43,9 @@ from sim.results import simulate
             ({"type": "constant", "interval_s": 5}, {"type": "poisson", "rate_per_s": 1}),
         ),
         ("manifests=[],[a.yaml]", "manifests", ([], ["a.yaml"])),
+        ("description=2024-01-01,x", "description", ("2024-01-01", "x")),
     ],
-    ids=["ints", "spaces", "bools", "floats", "strings", "mappings", "lists"],
+    ids=["ints", "spaces", "bools", "floats", "strings", "mappings", "lists", "dates-as-text"],
 )
 def test_parameter_parses_yaml_values(text: str, key: str, values: tuple[Any, ...]) -> None:
     parameter = parse_parameter(text)
@@ -60,8 +61,9 @@ def test_parameter_parses_yaml_values(text: str, key: str, values: tuple[Any, ..
         ("horizon_s=", "no values"),
         ("horizon_s=1,,2", "empty value"),
         ("horizon_s=[1", "not a comma-separated YAML list"),
+        ("workloads.0.pod={cpu: 1, cpu: 2}", "found duplicate key 'cpu'"),
         ("horizon_s=1,1", "value 1 is repeated"),
-        ("horizon_s=2024-01-01", "not a number, string, list or mapping"),
+        ("horizon_s=!!binary aGk=", "not a number, string, list or mapping"),
         ("replications=1,2", "use --replications"),
     ],
     ids=[
@@ -70,6 +72,7 @@ def test_parameter_parses_yaml_values(text: str, key: str, values: tuple[Any, ..
         "no-values",
         "empty-value",
         "bad-yaml",
+        "duplicate-key",
         "repeated",
         "date",
         "replications",

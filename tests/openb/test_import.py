@@ -83,6 +83,14 @@ def test_multigpu_list_arrives_in_file_order(csv_dir: Path) -> None:
     assert all(pod.duration_s is None for pod in pods)
 
 
+def test_multigpu_list_rejected_for_replay(csv_dir: Path) -> None:
+    path = csv_dir / "openb_pod_list_multigpu20.csv"
+    with pytest.raises(TraceError, match="missing column") as caught:
+        read_pods(path, require_times=True)
+    assert caught.value.row == 1
+    assert "creation_time, deletion_time" in str(caught.value)
+
+
 def test_node_pools_group_identical_nodes(csv_dir: Path) -> None:
     nodes = read_nodes(csv_dir / "openb_node_list_gpu_node.csv")
     pools = node_pools(nodes)
