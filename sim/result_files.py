@@ -10,6 +10,7 @@ the file and says that running the scenario again recreates it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +37,17 @@ def damaged_file_error(path: Path, error: BaseException) -> ResultsDirectoryErro
     )
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, columns: Iterable[str] = ()) -> pd.DataFrame:
     """Read one Parquet table of a results directory.
 
+    Args:
+        path: the Parquet file.
+        columns: the columns the table must have, for example those of a
+            table written by an older or edited run.
+
     Raises:
-        ResultsDirectoryError: the file cannot be read or is not a valid Parquet file.
+        ResultsDirectoryError: the file cannot be read, is not a valid Parquet
+            file, or lacks one of `columns`.
     """
     # Imported here so that commands which read no table start without pandas.
     import pandas as pd
@@ -48,9 +55,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
     file = Path(path)
     try:
-        return pd.read_parquet(file)
+        table = pd.read_parquet(file)
     except (OSError, ValueError, pa.ArrowException) as error:
         raise damaged_file_error(file, error) from None
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise damaged_file_error(file, ValueError(f"missing columns: {', '.join(missing)}"))
+    return table
 
 
 def read_json(path: str | Path) -> dict[str, Any]:

@@ -39,13 +39,14 @@ import pandas as pd
 import yaml
 
 from sim import __version__
+from sim.metrics.tables import TABLE_SCHEMAS
 from sim.result_files import ResultsDirectoryError, read_json, read_table, read_yaml
 from sim.scenario import Scenario, ScenarioError, parse_scenario, resolved_data
 from sim.simulation import Simulation, build
 
 logger = logging.getLogger(__name__)
 
-TABLE_NAMES = ("pods", "claims", "events", "api_requests", "cycles", "utilization")
+TABLE_NAMES = tuple(TABLE_SCHEMAS)
 LIBRARIES = ("simpy", "numpy", "pandas", "pyarrow", "pydantic", "scipy", "PyYAML")
 
 
@@ -140,7 +141,7 @@ class Results:
                 "directory"
             ) from None
         tables = {
-            name: read_table(base / f"{name}.parquet")
+            name: read_table(base / f"{name}.parquet", TABLE_SCHEMAS[name])
             for name in TABLE_NAMES
             if (base / f"{name}.parquet").exists()
         }

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -465,6 +466,24 @@ def test_damaged_results_file_named(
     assert not (damaged / "report.html").exists()
     assert not (damaged / "plots").exists()
     assert not plot.exists()
+
+
+@pytest.mark.parametrize("command", ["report", "explain", "compare"])
+def test_table_without_a_column_named(results_dir: Path, tmp_path: Path, command: str) -> None:
+    # A table written by an older or edited run may lack a column that the commands read.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(results_dir, damaged)
+    pods = damaged / "pods.parquet"
+    pd.read_parquet(pods).drop(columns=["running_s"]).to_parquet(pods)
+    args = {
+        "report": ["report", str(damaged)],
+        "explain": ["explain", str(damaged), "pod", "any"],
+        "compare": ["compare", str(damaged), str(results_dir), "-o", str(tmp_path / "plot")],
+    }[command]
+
+    result = invoke(*args)
+
+    assert_one_error_line(result, str(pods), "missing columns: running_s", "run the scenario again")
 
 
 # --------------------------------------------------------------------------------------

@@ -97,6 +97,15 @@ UTILIZATION_SCHEMA: Final[Mapping[str, str]] = {
     "mean_utilization": "float64",
     "peak_in_use": "float64",
 }
+TABLE_SCHEMAS: Final[Mapping[str, Mapping[str, str]]] = {
+    "pods": POD_SCHEMA,
+    "claims": CLAIM_SCHEMA,
+    "events": EVENT_SCHEMA,
+    "api_requests": API_REQUEST_SCHEMA,
+    "cycles": CYCLE_SCHEMA,
+    "utilization": UTILIZATION_SCHEMA,
+}
+"""The columns of each table that a results directory holds, by table name."""
 
 RESOURCE_DEVICES: Final = "devices"
 RESOURCE_CPU: Final = "cpu"
