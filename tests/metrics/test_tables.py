@@ -54,6 +54,7 @@ from sim.metrics.tables import (
     CYCLE_SCHEMA,
     EVENT_SCHEMA,
     POD_SCHEMA,
+    TABLE_SCHEMAS,
     UTILIZATION_SCHEMA,
     build_tables,
     frame,
@@ -67,14 +68,7 @@ LATENCY_S = 0.25
 CYCLE_S = 0.0005 + 2 * 0.000002
 END_S = 20.0
 GIB = 2**30
-SCHEMAS = {
-    "pods": POD_SCHEMA,
-    "claims": CLAIM_SCHEMA,
-    "events": EVENT_SCHEMA,
-    "api_requests": API_REQUEST_SCHEMA,
-    "cycles": CYCLE_SCHEMA,
-    "utilization": UTILIZATION_SCHEMA,
-}
+SCHEMAS = TABLE_SCHEMAS
 
 Process = Generator[simpy.Event, Any, None]
 
