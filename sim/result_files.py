@@ -3,8 +3,9 @@
 A results directory can be edited, truncated by a full disk or copied in
 part. Every command that reads one (`report`, `explain`, `compare`, `get`)
 reads its files through `read_table`, `read_json` and `read_yaml`, which
-turn a parse or I/O error into `ResultsDirectoryError`. Its message names
-the file and says that running the scenario again recreates it.
+turn a parse or I/O error, or a table without one of its columns, into
+`ResultsDirectoryError`. Its message names the file and tells the user to
+run the scenario again, which recreates it.
 """
 
 from __future__ import annotations

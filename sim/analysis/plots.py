@@ -66,7 +66,7 @@ OTHER_STATE_COLOR = "#e7298a"
 DPI = 110
 
 MAX_GROUPS = 8
-"""Most groups (workloads, modes) a plot draws one by one; the smaller rest become one group."""
+"""Maximum number of groups (workloads, modes) a plot draws, the smallest merged into one."""
 
 
 def new_figure(
@@ -133,17 +133,18 @@ def limit_groups(
     every other label becomes `other (<k> <noun>)`.
 
     Returns:
-        The labels after merging, and the groups in drawing order: the kept
+        The labels after merging, and the groups in drawing order: the largest
         labels sorted, then the merged group.
     """
     counts = labels.value_counts()
     if len(counts) <= limit:
         return labels, sorted(str(label) for label in counts.index)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
-    kept = sorted(str(label) for label, _ in ranked[: limit - 1])
-    other = f"other ({len(counts) - len(kept)} {noun})"
-    merged = labels.astype(str).where(labels.astype(str).isin(kept), other)
-    return merged, [*kept, other]
+    largest = sorted(str(label) for label, _ in ranked[: limit - 1])
+    other = f"other ({len(counts) - len(largest)} {noun})"
+    text = labels.astype(str)
+    merged = text.where(text.isin(largest), other)
+    return merged, [*largest, other]
 
 
 def _legend_below(axes: Axes) -> None:

@@ -97,8 +97,8 @@ def _read_selector_fields(job: GenericObject) -> tuple[_SelectorFields | None, l
     kube-apiserver rejects such a body already when it decodes the JSON, so
     no selector rule is checked on it.
 
-    NOTE: kube-apiserver answers a wrong JSON type with 400 BadRequest; these
-    errors become a 422 Invalid instead.
+    NOTE: kube-apiserver returns 400 BadRequest for a wrong JSON type. Here
+    these errors become a 422 Invalid instead.
     """
     errors: list[FieldError] = []
     spec = _object(job.body.get("spec"), "spec", errors)
